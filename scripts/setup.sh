@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building and testing guestgate needs on a Debian/Ubuntu machine with Rust:
+# cmake (pingora's zlib-ng build), redis-server (Redis-backed tests), wrk (load runs).
+# Safe to run repeatedly: only missing packages are installed.
+set -euo pipefail
+
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2
+  exit 1
+fi

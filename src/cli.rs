@@ -1,0 +1,326 @@
+//! Command-line verbs: `serve`, `policy check|explain`, `session mint`. Each verb is a
+//! small function over the library; `main` only parses and dispatches.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::policy::{PolicySet, Scope};
+use crate::session::{unix_now, SessionKeys, ShareGrant};
+use crate::target::CanonicalTarget;
+
+/// guestgate: share one case, at one version, with an outside guest.
+#[derive(Debug, Parser)]
+#[command(name = "guestgate", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy (and its admin listener).
+    Serve {
+        /// Config file.
+        #[arg(
+            long,
+            env = "GUESTGATE_CONFIG",
+            default_value = "config/guestgate.toml"
+        )]
+        config: PathBuf,
+        /// Validate config, policies and keys, then exit.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Validate and try out policies.
+    Policy {
+        /// Policy verb.
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Session tokens (for demos and tests until shares are created through the admin API).
+    Session {
+        /// Session verb.
+        #[command(subcommand)]
+        command: SessionCommand,
+    },
+}
+
+/// `policy` verbs.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Compile every policy file of a directory and report all errors.
+    Check {
+        /// Policy directory (default: the one named in the config file).
+        dir: Option<PathBuf>,
+        /// Config file naming the policy directory.
+        #[arg(
+            long,
+            env = "GUESTGATE_CONFIG",
+            default_value = "config/guestgate.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Print the decision for one request and the rule that made it.
+    Explain {
+        /// HTTP method, e.g. GET.
+        method: String,
+        /// Request target as sent, e.g. /api/cases/42/versions/3/documents.
+        target: String,
+        /// The share's case.
+        #[arg(long)]
+        case: String,
+        /// The share's version.
+        #[arg(long)]
+        version: String,
+        /// Profile (default view-only).
+        #[arg(long, default_value = "view-only")]
+        profile: String,
+        /// Policy directory (default: the one named in the config file).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Config file naming the policy directory.
+        #[arg(
+            long,
+            env = "GUESTGATE_CONFIG",
+            default_value = "config/guestgate.toml"
+        )]
+        config: PathBuf,
+    },
+}
+
+/// `session` verbs.
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Mint a session cookie value with the configured key (prints the token).
+    Mint {
+        /// Config file naming the key file.
+        #[arg(
+            long,
+            env = "GUESTGATE_CONFIG",
+            default_value = "config/guestgate.toml"
+        )]
+        config: PathBuf,
+        /// Guest email.
+        #[arg(long)]
+        email: String,
+        /// A share as ID:CASE:VERSION[:PROFILE]; repeat for several.
+        #[arg(long = "share", required = true)]
+        shares: Vec<String>,
+        /// Lifetime, e.g. 30m, 8h.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+}
+
+fn policies_from(dir: Option<&Path>, config: &Path) -> anyhow::Result<PolicySet> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => {
+            Config::load(config)
+                .map_err(|e| anyhow!("{e}"))?
+                .policies_dir
+        }
+    };
+    PolicySet::load_dir(&dir).map_err(|e| anyhow!("{e}"))
+}
+
+/// `policy check`.
+pub fn policy_check(dir: Option<&Path>, config: &Path) -> anyhow::Result<ExitCode> {
+    let set = policies_from(dir, config)?;
+    for p in set.profiles() {
+        println!("{}: {} rule(s) ({})", p.name, p.rules.len(), p.file);
+        for r in &p.rules {
+            let bound = if r.binds_case || !r.query.require.is_empty() {
+                ""
+            } else {
+                "  [note: not bound to the share's case]"
+            };
+            println!(
+                "  {:<20} {:<12} {}{}",
+                r.name,
+                r.methods.join(","),
+                r.pattern_source,
+                bound
+            );
+        }
+    }
+    println!("ok");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `policy explain`: the same canonicalisation and evaluation the proxy applies.
+pub fn policy_explain(
+    method: &str,
+    target: &str,
+    scope: Scope<'_>,
+    profile: &str,
+    set: &PolicySet,
+) -> anyhow::Result<String> {
+    let p = set
+        .get(profile)
+        .ok_or_else(|| anyhow!("no profile named `{profile}`"))?;
+    let t = match CanonicalTarget::parse(target.as_bytes(), 65536) {
+        Ok(t) => t,
+        Err(e) => {
+            return Ok(format!(
+                "decision: reject ({})\nreason:   {}\n",
+                e.status(),
+                e.reason()
+            ))
+        }
+    };
+    if t.has_method_override_key() {
+        return Ok("decision: deny\nreason:   method_override\n".into());
+    }
+    Ok(match p.evaluate(method, &t, scope) {
+        Ok(a) => {
+            let rule = &p.rules[a.rule];
+            let fwd = t.to_target_with_path(a.rewritten_path.as_deref().unwrap_or(&t.path));
+            format!(
+                "decision: allow\nprofile:  {}\nrule:     {} ({} {})\nforwards: {method} {fwd}\n",
+                p.name,
+                rule.name,
+                rule.methods.join(","),
+                rule.pattern_source
+            )
+        }
+        Err(reason) => format!(
+            "decision: deny\nprofile:  {}\nreason:   {}\n",
+            p.name,
+            reason.label()
+        ),
+    })
+}
+
+/// `session mint`.
+pub fn session_mint(
+    config: &Path,
+    email: &str,
+    shares: &[String],
+    ttl: &str,
+) -> anyhow::Result<String> {
+    let cfg = Config::load(config).map_err(|e| anyhow!("{e}"))?;
+    let keys = SessionKeys::from_config(&cfg.session)?;
+    let ttl = humantime::parse_duration(ttl).context("--ttl")?;
+    let ttl = ttl.min(cfg.session.max_lifetime).as_secs();
+    let mut grants = Vec::new();
+    for s in shares {
+        let parts: Vec<&str> = s.split(':').collect();
+        let (id, case, version, profile) = match parts.as_slice() {
+            [i, c, v] => (*i, *c, *v, "view-only"),
+            [i, c, v, p] => (*i, *c, *v, *p),
+            _ => bail!("--share `{s}`: expected ID:CASE:VERSION[:PROFILE]"),
+        };
+        grants.push(ShareGrant {
+            id: id.into(),
+            case: case.into(),
+            version: version.into(),
+            profile: profile.into(),
+            exp: unix_now() + ttl,
+        });
+    }
+    keys.mint(&email.trim().to_ascii_lowercase(), grants, ttl)
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// Runs a non-serve verb.
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve { .. } => bail!("serve is run by main"),
+        Command::Policy {
+            command: PolicyCommand::Check { dir, config },
+        } => policy_check(dir.as_deref(), &config),
+        Command::Policy {
+            command:
+                PolicyCommand::Explain {
+                    method,
+                    target,
+                    case,
+                    version,
+                    profile,
+                    dir,
+                    config,
+                },
+        } => {
+            let set = policies_from(dir.as_deref(), &config)?;
+            let scope = Scope {
+                case: &case,
+                version: &version,
+            };
+            print!(
+                "{}",
+                policy_explain(&method, &target, scope, &profile, &set)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Session {
+            command:
+                SessionCommand::Mint {
+                    config,
+                    email,
+                    shares,
+                    ttl,
+                },
+        } => {
+            println!("{}", session_mint(&config, &email, &shares, &ttl)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explain_prints_decision_rule_and_reason() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let set = PolicySet::load_dir(&dir).unwrap();
+        let scope = Scope {
+            case: "42",
+            version: "3",
+        };
+        let out = policy_explain(
+            "GET",
+            "/api/cases/42/versions/3/documents/7",
+            scope,
+            "view-only",
+            &set,
+        )
+        .unwrap();
+        assert!(
+            out.contains("decision: allow") && out.contains("rule:     document "),
+            "{out}"
+        );
+        let out = policy_explain(
+            "DELETE",
+            "/api/cases/42/versions/3/documents/7",
+            scope,
+            "view-only",
+            &set,
+        )
+        .unwrap();
+        assert!(out.contains("reason:   method_not_allowed"), "{out}");
+        let out = policy_explain(
+            "GET",
+            "/api/cases/43/versions/3/documents",
+            scope,
+            "view-only",
+            &set,
+        )
+        .unwrap();
+        assert!(out.contains("reason:   scope_mismatch"), "{out}");
+        let out = policy_explain("GET", "/api/cases/42/../43", scope, "view-only", &set).unwrap();
+        assert!(
+            out.contains("reject (400)") && out.contains("target_dot_segment"),
+            "{out}"
+        );
+        assert!(policy_explain("GET", "/", scope, "nope", &set).is_err());
+    }
+}

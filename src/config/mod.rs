@@ -1,0 +1,442 @@
+//! Configuration: `guestgate.toml` plus `GUESTGATE_SECTION__KEY` environment overrides,
+//! validated into [`Config`]. Only valid config leaves this module; every error names
+//! the file and line (or the environment variable) and the key.
+
+mod env;
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::HeaderName;
+
+use crate::toml_source::{Source, SourceError, SourceErrors};
+use raw::RawConfig;
+
+/// What happens to requests that carry no valid guest session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// They pass through untouched (the app's own users share the host).
+    Mixed,
+    /// They are denied (a host dedicated to guests).
+    GuestOnly,
+}
+
+/// Where the app is.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// `host:port`.
+    pub address: String,
+    /// Connect with TLS.
+    pub tls: bool,
+    /// SNI when `tls`.
+    pub sni: String,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout.
+    pub read_timeout: Duration,
+}
+
+/// Session cookie and token settings.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Cookie name without prefix (`__Host-` is added when the cookie is Secure).
+    pub cookie_name: String,
+    /// Signing key file; created (0600) on first start if absent.
+    pub key_file: PathBuf,
+    /// Older keys still accepted for verification during a rotation.
+    pub previous_key_files: Vec<PathBuf>,
+    /// `iss` claim.
+    pub issuer: String,
+    /// `aud` claim.
+    pub audience: String,
+    /// Whether the cookie is `Secure` (and `__Host-` prefixed).
+    pub secure_cookie: bool,
+    /// Absolute session lifetime cap.
+    pub max_lifetime: Duration,
+}
+
+impl SessionConfig {
+    /// The cookie name as sent by browsers.
+    pub fn wire_cookie_name(&self) -> String {
+        if self.secure_cookie {
+            format!("__Host-{}", self.cookie_name)
+        } else {
+            self.cookie_name.clone()
+        }
+    }
+}
+
+/// Audit stream settings.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// File to append to; `None` = standard output.
+    pub path: Option<PathBuf>,
+    /// How often buffered lines are flushed (the durability bound).
+    pub flush_interval: Duration,
+    /// Whether non-guest requests passed through in mixed mode are audited too.
+    pub include_pass_through: bool,
+}
+
+/// Log output settings.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// JSON lines (`json`) or human-readable (`text`).
+    pub json: bool,
+    /// Default filter directive (overridden by `RUST_LOG`).
+    pub level: String,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Guest-only or mixed.
+    pub mode: Mode,
+    /// Proxy listen address.
+    pub listen: SocketAddr,
+    /// Worker threads of the proxy service.
+    pub threads: usize,
+    /// The app.
+    pub upstream: UpstreamConfig,
+    /// Directory of `*.toml` policy files.
+    pub policies_dir: PathBuf,
+    /// Session settings.
+    pub session: SessionConfig,
+    /// Longest request target accepted (bytes).
+    pub max_target_length: usize,
+    /// Extra identity headers guestgate owns (stripped from every incoming request).
+    pub strip_headers: Vec<HeaderName>,
+    /// Audit stream.
+    pub audit: AuditConfig,
+    /// Logs.
+    pub log: LogConfig,
+    /// Admin listener (`/healthz`, `/readyz`).
+    pub admin: SocketAddr,
+}
+
+impl Config {
+    /// Reads, overrides from the process environment, and validates.
+    pub fn load(path: &Path) -> Result<Self, SourceErrors> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// Like [`Config::load`] with an explicit environment (for tests).
+    pub fn load_with_env(
+        path: &Path,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SourceErrors> {
+        let one = |e: SourceError| SourceErrors(vec![e]);
+        let src = Source::read(path).map_err(one)?;
+        // The file alone first, so its mistakes are reported with their lines.
+        let file_only: RawConfig = src.deserialize().map_err(one)?;
+        let overrides = env::overrides(vars);
+        let raw = if overrides.is_empty() {
+            file_only
+        } else {
+            env::apply(&src, &overrides).map_err(one)?
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        validate(
+            raw,
+            &Located {
+                src: &src,
+                overrides: &overrides,
+            },
+            base,
+        )
+    }
+}
+
+/// Resolves where a key's value came from, for error messages.
+struct Located<'a> {
+    src: &'a Source,
+    overrides: &'a [env::Override],
+}
+
+impl Located<'_> {
+    fn error(&self, key: &str, message: impl Into<String>) -> SourceError {
+        match self.overrides.iter().find(|o| o.key == key) {
+            Some(o) => SourceError {
+                origin: format!("environment ({})", o.var),
+                line: None,
+                key: Some(key.to_string()),
+                message: message.into(),
+                help: None,
+            },
+            None => self.src.error_at(key, message),
+        }
+    }
+}
+
+fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, SourceErrors> {
+    let mut errors = Vec::new();
+    let mut err = |key: &str, msg: String| errors.push(at.error(key, msg));
+    let resolve = |p: &str| {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+
+    let mode = match raw.mode.as_deref().unwrap_or("mixed") {
+        "mixed" => Mode::Mixed,
+        "guest-only" => Mode::GuestOnly,
+        other => {
+            err(
+                "mode",
+                format!("`{other}` is not a mode; use `mixed` or `guest-only`"),
+            );
+            Mode::GuestOnly
+        }
+    };
+    let mut addr = |key: &str, value: Option<String>, default: &str| -> SocketAddr {
+        let v = value.unwrap_or_else(|| default.to_string());
+        v.parse().unwrap_or_else(|_| {
+            err(key, format!("`{v}` is not an address like 127.0.0.1:8080"));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    };
+    let listen = addr("listen.address", raw.listen.address, "0.0.0.0:8080");
+    let admin = addr("admin.address", raw.admin.address, "127.0.0.1:9190");
+    let threads = raw.listen.threads.unwrap_or(2);
+    if threads == 0 || threads > 256 {
+        err("listen.threads", "threads must be between 1 and 256".into());
+    }
+
+    let upstream_address = raw.upstream.address.unwrap_or_default();
+    if upstream_address.is_empty() {
+        err(
+            "upstream.address",
+            "the app's address is required (host:port)".into(),
+        );
+    } else if !upstream_address.contains(':') {
+        err(
+            "upstream.address",
+            format!("`{upstream_address}` needs a port (host:port)"),
+        );
+    }
+    let mut duration = |key: &str, value: Option<String>, default: &str| -> Duration {
+        let v = value.unwrap_or_else(|| default.to_string());
+        match humantime::parse_duration(&v) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                err(key, format!("`{v}` is not a duration like 250ms, 5s, 8h"));
+                Duration::from_secs(1)
+            }
+        }
+    };
+    let connect_timeout = duration(
+        "upstream.connect_timeout",
+        raw.upstream.connect_timeout,
+        "2s",
+    );
+    let read_timeout = duration("upstream.read_timeout", raw.upstream.read_timeout, "60s");
+    let max_lifetime = duration("session.max_lifetime", raw.session.max_lifetime, "8h");
+    let flush_interval = duration("audit.flush_interval", raw.audit.flush_interval, "200ms");
+
+    let cookie_name = raw
+        .session
+        .cookie_name
+        .unwrap_or_else(|| "guestgate_session".into());
+    if cookie_name.is_empty()
+        || !cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        || cookie_name.starts_with("__")
+    {
+        err(
+            "session.cookie_name",
+            "cookie names are ASCII letters, digits, `_` or `-`; the `__Host-` prefix is added automatically".into(),
+        );
+    }
+
+    let max_target_length = raw.limits.max_target_length.unwrap_or(4096);
+    if !(64..=65536).contains(&max_target_length) {
+        err(
+            "limits.max_target_length",
+            "must be between 64 and 65536".into(),
+        );
+    }
+
+    let mut strip_headers = Vec::new();
+    for (i, h) in raw
+        .identity
+        .strip_headers
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        match HeaderName::from_bytes(h.as_bytes()) {
+            Ok(n) => strip_headers.push(n),
+            Err(_) => err(
+                &format!("identity.strip_headers[{i}]"),
+                format!("`{h}` is not a header name"),
+            ),
+        }
+    }
+
+    let json = match raw.log.format.as_deref().unwrap_or("json") {
+        "json" => true,
+        "text" => false,
+        other => {
+            err(
+                "log.format",
+                format!("`{other}` is not a log format; use `json` or `text`"),
+            );
+            true
+        }
+    };
+    let audit_path = match raw.audit.path.as_deref().unwrap_or("-") {
+        "-" => None,
+        p => Some(resolve(p)),
+    };
+
+    let config = Config {
+        file: at.src.path().to_path_buf(),
+        mode,
+        listen,
+        threads,
+        upstream: UpstreamConfig {
+            address: upstream_address,
+            tls: raw.upstream.tls.unwrap_or(false),
+            sni: raw.upstream.sni.unwrap_or_default(),
+            connect_timeout,
+            read_timeout,
+        },
+        policies_dir: resolve(raw.policies.dir.as_deref().unwrap_or("policies")),
+        session: SessionConfig {
+            cookie_name,
+            key_file: resolve(raw.session.key_file.as_deref().unwrap_or("session.key")),
+            previous_key_files: raw
+                .session
+                .previous_key_files
+                .unwrap_or_default()
+                .iter()
+                .map(|p| resolve(p))
+                .collect(),
+            issuer: raw.session.issuer.unwrap_or_else(|| "guestgate".into()),
+            audience: raw.session.audience.unwrap_or_else(|| "guestgate".into()),
+            secure_cookie: raw.session.secure_cookie.unwrap_or(true),
+            max_lifetime,
+        },
+        max_target_length,
+        strip_headers,
+        audit: AuditConfig {
+            path: audit_path,
+            flush_interval,
+            include_pass_through: raw.audit.include_pass_through.unwrap_or(true),
+        },
+        log: LogConfig {
+            json,
+            level: raw.log.level.unwrap_or_else(|| "info".into()),
+        },
+        admin,
+    };
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(SourceErrors(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("guestgate.toml");
+        std::fs::write(&p, text).unwrap();
+        (d, p)
+    }
+
+    const MIN: &str = "[upstream]\naddress = \"127.0.0.1:3000\"\n";
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let (d, p) = write(MIN);
+        let c = Config::load_with_env(&p, env(&[])).unwrap();
+        assert_eq!(c.mode, Mode::Mixed);
+        assert_eq!(c.policies_dir, d.path().join("policies"));
+        assert_eq!(c.session.wire_cookie_name(), "__Host-guestgate_session");
+        assert_eq!(c.max_target_length, 4096);
+    }
+
+    #[test]
+    fn env_overrides_win_and_are_typed() {
+        let (_d, p) = write(MIN);
+        let c = Config::load_with_env(
+            &p,
+            env(&[
+                ("GUESTGATE_MODE", "guest-only"),
+                ("GUESTGATE_UPSTREAM__ADDRESS", "10.0.0.1:80"),
+                ("GUESTGATE_LIMITS__MAX_TARGET_LENGTH", "1024"),
+                ("GUESTGATE_SESSION__SECURE_COOKIE", "false"),
+                ("GUESTGATE_CONFIG", "ignored: names the file, not a key"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.mode, Mode::GuestOnly);
+        assert_eq!(c.upstream.address, "10.0.0.1:80");
+        assert_eq!(c.max_target_length, 1024);
+        assert!(!c.session.secure_cookie);
+    }
+
+    #[test]
+    fn file_errors_name_file_line_and_key() {
+        let (_d, p) = write("[upstream]\naddress = \"127.0.0.1:3000\"\nadress = \"x\"\n");
+        let e = Config::load_with_env(&p, env(&[])).unwrap_err().0;
+        assert_eq!(e[0].line, Some(3), "{}", e[0]);
+        assert!(e[0].to_string().contains("guestgate.toml:3"), "{}", e[0]);
+        assert!(e[0].message.contains("adress"), "{}", e[0]);
+
+        let (_d, p) = write("mode = \"open\"\n[upstream]\naddress = \"127.0.0.1:3000\"\n[limits]\nmax_target_length = 1\n");
+        let e = Config::load_with_env(&p, env(&[])).unwrap_err().0;
+        assert_eq!(e.len(), 2);
+        assert_eq!((e[0].line, e[0].key.as_deref()), (Some(1), Some("mode")));
+        assert_eq!(
+            (e[1].line, e[1].key.as_deref()),
+            (Some(5), Some("limits.max_target_length"))
+        );
+
+        let (_d, p) = write("[upstream]\naddress = 3000\n");
+        let e = Config::load_with_env(&p, env(&[])).unwrap_err().0;
+        assert_eq!(
+            (e[0].line, e[0].key.as_deref()),
+            (Some(2), Some("upstream.address")),
+            "{}",
+            e[0]
+        );
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let (_d, p) = write(MIN);
+        let e = Config::load_with_env(&p, env(&[("GUESTGATE_UPSTREAM__ADRESS", "x:1")]))
+            .unwrap_err()
+            .0;
+        assert!(
+            e[0].origin.contains("GUESTGATE_UPSTREAM__ADRESS"),
+            "{}",
+            e[0]
+        );
+        let e = Config::load_with_env(&p, env(&[("GUESTGATE_MODE", "open")]))
+            .unwrap_err()
+            .0;
+        assert!(e[0].origin.contains("GUESTGATE_MODE"), "{}", e[0]);
+        assert_eq!(e[0].key.as_deref(), Some("mode"));
+    }
+}

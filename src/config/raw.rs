@@ -1,0 +1,98 @@
+//! The serde shape of `guestgate.toml`, exactly as written: every section and key that
+//! may appear, defaults included, unknown keys refused. Validation is in `mod.rs`.
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `mixed` (non-guest requests pass through) or `guest-only` (they are denied).
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub listen: RawListen,
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub policies: RawPolicies,
+    #[serde(default)]
+    pub session: RawSession,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub identity: RawIdentity,
+    #[serde(default)]
+    pub audit: RawAudit,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub admin: RawAdmin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    pub address: Option<String>,
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub address: Option<String>,
+    pub tls: Option<bool>,
+    pub sni: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub read_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicies {
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    pub cookie_name: Option<String>,
+    pub key_file: Option<String>,
+    pub previous_key_files: Option<Vec<String>>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub secure_cookie: Option<bool>,
+    pub max_lifetime: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_target_length: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    pub strip_headers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub path: Option<String>,
+    pub flush_interval: Option<String>,
+    pub include_pass_through: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub address: Option<String>,
+}

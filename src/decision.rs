@@ -1,0 +1,289 @@
+//! The per-request decision: raw head + method + cookies → one [`Verdict`]. Framing,
+//! session, target canonicalisation and policy are applied here in DESIGN §1 order;
+//! nothing here does I/O, so the whole pipeline is table-testable.
+
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+
+use crate::config::Mode;
+use crate::framing;
+use crate::policy::{Bindings, DenyReason, PolicySet, Scope, Var};
+use crate::session::{self, CookieLookup, SessionKeys, ShareGrant};
+use crate::target::CanonicalTarget;
+
+/// Header names clients use to override the method; refused for guests.
+pub const METHOD_OVERRIDE_HEADERS: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// What guestgate does with a request.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Refused before any session logic (framing or target): 400 or 414, connection closed.
+    Reject {
+        /// HTTP status.
+        status: u16,
+        /// Fixed reason label.
+        reason: &'static str,
+        /// The guest, when the request carried a valid session.
+        guest: Option<Guest>,
+    },
+    /// Denied by policy (or no session in guest-only mode): 403.
+    Deny {
+        /// Fixed reason label.
+        reason: &'static str,
+        /// The guest, when known.
+        guest: Option<Guest>,
+        /// Canonical decoded path, when the target was canonical.
+        path: Option<String>,
+    },
+    /// Not a guest request; mixed mode forwards it untouched (owned headers stripped).
+    PassThrough {
+        /// Why it is not a guest request (`no_session`, `session_expired`, ...).
+        reason: &'static str,
+    },
+    /// Allowed for a guest.
+    Allow(Box<AllowedRequest>),
+}
+
+impl Verdict {
+    /// `allow`, `deny`, `reject` or `pass`.
+    pub fn decision(&self) -> &'static str {
+        match self {
+            Self::Reject { .. } => "reject",
+            Self::Deny { .. } => "deny",
+            Self::PassThrough { .. } => "pass",
+            Self::Allow(_) => "allow",
+        }
+    }
+
+    /// The fixed reason label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Reject { reason, .. }
+            | Self::Deny { reason, .. }
+            | Self::PassThrough { reason } => reason,
+            Self::Allow(_) => "rule",
+        }
+    }
+}
+
+/// Who a guest request is from, for audit.
+#[derive(Debug, Clone)]
+pub struct Guest {
+    /// Verified email.
+    pub email: String,
+    /// Session token id.
+    pub jti: String,
+    /// The share the decision is about (the allowing one, or the closest miss).
+    pub share: Option<ShareGrant>,
+    /// The rule that allowed, when one did.
+    pub rule: Option<String>,
+}
+
+/// Everything needed to forward an allowed guest request.
+#[derive(Debug)]
+pub struct AllowedRequest {
+    /// The guest, share and rule.
+    pub guest: Guest,
+    /// Decoded canonical path that matched.
+    pub path: String,
+    /// The encoded target sent upstream: the match (or its rewrite), canonical.
+    pub target: http::Uri,
+    /// Headers the profile sets, rendered.
+    pub set_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Headers the profile removes.
+    pub remove_headers: Vec<HeaderName>,
+}
+
+/// What the decision looks at, borrowed from the live request.
+pub struct RequestFacts<'a> {
+    /// Raw request head as sent (request line and header lines).
+    pub raw_head: &'a [u8],
+    /// Method as sent.
+    pub method: &'a str,
+    /// Values of every `Cookie` header.
+    pub cookies: Vec<&'a [u8]>,
+    /// Names of all headers (lower-case), to spot method overrides.
+    pub header_names: Vec<&'a str>,
+}
+
+/// The decision engine: keys, policies and the few settings that shape decisions.
+pub struct Gate {
+    /// Mixed or guest-only.
+    pub mode: Mode,
+    /// Longest accepted target.
+    pub max_target_length: usize,
+    /// Cookie name as sent by browsers.
+    pub cookie_name: String,
+    /// Token keys.
+    pub keys: SessionKeys,
+    /// Compiled policies.
+    pub policies: Arc<PolicySet>,
+}
+
+struct IdentityBindings<'a> {
+    email: &'a str,
+    share: &'a ShareGrant,
+    rule: &'a str,
+}
+
+impl Bindings for IdentityBindings<'_> {
+    fn value(&self, var: &Var) -> &str {
+        match var {
+            Var::GuestEmail => self.email,
+            Var::ShareId => &self.share.id,
+            Var::Case => &self.share.case,
+            Var::Version => &self.share.version,
+            Var::Profile => &self.share.profile,
+            Var::Rule => self.rule,
+            // Captures are not allowed in header templates (checked at compile).
+            Var::Capture(_) => "",
+        }
+    }
+}
+
+/// A share that cannot be used, ranked with policy denials for the closest-miss report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Miss {
+    ShareExpired,
+    ProfileUnknown,
+    Policy(DenyReason),
+}
+
+impl Miss {
+    fn label(self) -> &'static str {
+        match self {
+            Self::ShareExpired => "share_expired",
+            Self::ProfileUnknown => "profile_unknown",
+            Self::Policy(r) => r.label(),
+        }
+    }
+}
+
+impl Gate {
+    /// Decides one request.
+    pub fn decide(&self, facts: &RequestFacts<'_>, now: u64) -> Verdict {
+        let head = match framing::inspect(facts.raw_head) {
+            Ok(h) => h,
+            Err(e) => {
+                return Verdict::Reject {
+                    status: 400,
+                    reason: e.reason(),
+                    guest: None,
+                }
+            }
+        };
+
+        let claims = match session::find_cookie(facts.cookies.iter().copied(), &self.cookie_name) {
+            CookieLookup::Absent => Err("no_session"),
+            CookieLookup::Ambiguous => Err("session_ambiguous"),
+            CookieLookup::One(token) => self.keys.verify(token).map_err(|e| e.reason()),
+        };
+        let claims = match claims {
+            Ok(c) => c,
+            Err(reason) => {
+                return match self.mode {
+                    Mode::Mixed => Verdict::PassThrough { reason },
+                    Mode::GuestOnly => Verdict::Deny {
+                        reason,
+                        guest: None,
+                        path: None,
+                    },
+                }
+            }
+        };
+        let mut guest = Guest {
+            email: claims.sub,
+            jti: claims.jti,
+            share: None,
+            rule: None,
+        };
+
+        let target = match CanonicalTarget::parse(head.target, self.max_target_length) {
+            Ok(t) => t,
+            Err(e) => {
+                return Verdict::Reject {
+                    status: e.status(),
+                    reason: e.reason(),
+                    guest: Some(guest),
+                }
+            }
+        };
+        let deny = |reason, guest| Verdict::Deny {
+            reason,
+            guest: Some(guest),
+            path: Some(target.path.clone()),
+        };
+        if target.has_method_override_key()
+            || facts.header_names.iter().any(|n| {
+                METHOD_OVERRIDE_HEADERS.iter().any(|o| {
+                    n.len() == o.len()
+                        && n.bytes()
+                            .zip(o.bytes())
+                            .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
+                })
+            })
+        {
+            return deny("method_override", guest);
+        }
+
+        let mut closest: Option<(Miss, &ShareGrant)> = None;
+        for share in &claims.shares {
+            let outcome: Result<(), Miss> = if share.exp <= now {
+                Err(Miss::ShareExpired)
+            } else if let Some(profile) = self.policies.get(&share.profile) {
+                let scope = Scope {
+                    case: &share.case,
+                    version: &share.version,
+                };
+                match profile.evaluate(facts.method, &target, scope) {
+                    Ok(allowed) => {
+                        let rule = &profile.rules[allowed.rule];
+                        let path = allowed.rewritten_path.as_deref().unwrap_or(&target.path);
+                        let forward = target.to_target_with_path(path);
+                        let Ok(uri) = forward.parse::<http::Uri>() else {
+                            // Canonical targets always parse; refuse rather than guess if not.
+                            return deny("target_unforwardable", guest);
+                        };
+                        let bindings = IdentityBindings {
+                            email: &guest.email,
+                            share,
+                            rule: &rule.name,
+                        };
+                        let mut set_headers = Vec::with_capacity(profile.set_headers.len());
+                        for (name, template) in &profile.set_headers {
+                            match HeaderValue::from_str(&template.render(&bindings)) {
+                                Ok(v) => set_headers.push((name.clone(), v)),
+                                Err(_) => return deny("header_value_invalid", guest),
+                            }
+                        }
+                        guest.share = Some(share.clone());
+                        guest.rule = Some(rule.name.clone());
+                        return Verdict::Allow(Box::new(AllowedRequest {
+                            guest,
+                            path: target.path.clone(),
+                            target: uri,
+                            set_headers,
+                            remove_headers: profile.remove_headers.clone(),
+                        }));
+                    }
+                    Err(reason) => Err(Miss::Policy(reason)),
+                }
+            } else {
+                Err(Miss::ProfileUnknown)
+            };
+            if let Err(miss) = outcome {
+                if closest.is_none_or(|(m, _)| miss > m) {
+                    closest = Some((miss, share));
+                }
+            }
+        }
+        let reason = closest.map_or("no_rule", |(m, _)| m.label());
+        guest.share = closest.map(|(_, s)| s.clone());
+        deny(reason, guest)
+    }
+}

@@ -1,0 +1,19 @@
+//! guestgate: a pingora reverse-proxy sidecar that lets an outside guest see one case,
+//! at one version, of an existing web app — and nothing else.
+//!
+//! The request's path through the code: [`proxy`] (pingora phases) asks
+//! [`decision::Gate`] for a verdict, which applies [`framing`], [`session`],
+//! [`target`] and [`policy`] in that order; [`audit`] records the outcome.
+
+pub mod admin;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod decision;
+pub mod framing;
+pub mod policy;
+pub mod proxy;
+pub mod server;
+pub mod session;
+pub mod target;
+pub mod toml_source;

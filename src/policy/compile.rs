@@ -1,0 +1,548 @@
+//! Compiles a raw profile into its matcher: path templates and anchored regexes into
+//! one `RegexSet` (one pass per request) plus per-rule capture regexes, and value
+//! templates into parts; every mistake is reported against its file, line and rule.
+
+use std::collections::{BTreeSet, HashSet};
+
+use http::{HeaderName, HeaderValue};
+use regex::{Regex, RegexSet};
+
+use super::parse::{RawProfile, RawRule};
+use crate::toml_source::{Source, SourceError};
+
+/// Methods a rule may name. Anything else is a typo, not a method the app serves.
+const KNOWN_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// Headers a profile may not set or remove: framing, routing and guestgate's own cookie
+/// travel through other code paths, and letting a policy touch them would open smuggling.
+const PROTECTED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "cookie",
+];
+
+/// A value a template can name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Var {
+    /// A named capture of the rule's path pattern.
+    Capture(String),
+    /// `{case}`: the share's case (equal to the capture when the pattern has one).
+    Case,
+    /// `{version}`: the share's version.
+    Version,
+    /// `{guest.email}`: the verified guest email.
+    GuestEmail,
+    /// `{share.id}`: the share id.
+    ShareId,
+    /// `{profile}`: the profile name.
+    Profile,
+    /// `{rule}`: the rule that allowed the request.
+    Rule,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Lit(String),
+    Var(Var),
+}
+
+/// A string with `{placeholders}`, parsed once at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+/// Where template values come from when a request is allowed.
+pub trait Bindings {
+    /// The value of one placeholder.
+    fn value(&self, var: &Var) -> &str;
+}
+
+impl Template {
+    /// Parses `text`, resolving each placeholder with `resolve` (None = unknown placeholder).
+    pub fn parse(text: &str, resolve: impl Fn(&str) -> Option<Var>) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find(['{', '}']) {
+            if rest.as_bytes()[open] == b'}' {
+                return Err(format!("unbalanced `}}` in `{text}`"));
+            }
+            if open > 0 {
+                parts.push(Part::Lit(rest[..open].to_string()));
+            }
+            let after = &rest[open + 1..];
+            let close = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed `{{` in `{text}`"))?;
+            let name = &after[..close];
+            let var = resolve(name).ok_or_else(|| format!("unknown placeholder `{{{name}}}`"))?;
+            parts.push(Part::Var(var));
+            rest = &after[close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Lit(rest.to_string()));
+        }
+        Ok(Self { parts })
+    }
+
+    /// Renders with the given bindings.
+    pub fn render(&self, b: &dyn Bindings) -> String {
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Var(v) => out.push_str(b.value(v)),
+            }
+        }
+        out
+    }
+
+    /// The literal text, if the template has no placeholder.
+    pub fn literal(&self) -> Option<String> {
+        match self.parts.as_slice() {
+            [] => Some(String::new()),
+            [Part::Lit(s)] => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    fn literals(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Lit(s) => Some(s.as_str()),
+            Part::Var(_) => None,
+        })
+    }
+}
+
+/// Query constraints of a compiled rule.
+#[derive(Debug, Clone)]
+pub struct QueryRule {
+    /// Keys that may appear at most once.
+    pub allow: Vec<String>,
+    /// Keys that must appear exactly once with this value.
+    pub require: Vec<(String, Template)>,
+    /// Whether unnamed keys may appear.
+    pub allow_other: bool,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Rule name.
+    pub name: String,
+    /// Methods allowed.
+    pub methods: Vec<String>,
+    /// The anchored pattern, for captures.
+    pub regex: Regex,
+    /// Whether the pattern captures `case` / `version` (they must then equal the scope).
+    pub binds_case: bool,
+    /// See `binds_case`.
+    pub binds_version: bool,
+    /// Query constraints.
+    pub query: QueryRule,
+    /// Rewrite of the decoded path.
+    pub rewrite: Option<Template>,
+    /// Source text of the pattern, for `policy explain`.
+    pub pattern_source: String,
+}
+
+/// A compiled profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Profile name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Rules in file order.
+    pub rules: Vec<Rule>,
+    /// All rule patterns, so one pass finds the candidate rules.
+    pub set: RegexSet,
+    /// Headers set on allowed requests.
+    pub set_headers: Vec<(HeaderName, Template)>,
+    /// Headers removed from allowed requests.
+    pub remove_headers: Vec<HeaderName>,
+    /// The file it came from.
+    pub file: String,
+}
+
+/// Compiles one profile; collects every error rather than stopping at the first.
+pub fn compile_profile(raw: RawProfile, src: &Source) -> Result<Profile, Vec<SourceError>> {
+    let mut errors = Vec::new();
+    if raw.name.is_empty()
+        || !raw
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        errors.push(src.error_at(
+            "name",
+            "profile name must be non-empty lower-case letters, digits, `-` or `_`",
+        ));
+    }
+
+    let mut rules = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, raw_rule) in raw.rules.into_iter().enumerate() {
+        let at = |key: &str, msg: String| {
+            let mut e = src.error_at(&format!("rule[{i}].{key}"), msg);
+            if e.line.is_none() {
+                e.line = src.line_of(&format!("rule[{i}]"));
+            }
+            e
+        };
+        if !seen.insert(raw_rule.name.clone()) {
+            errors.push(at(
+                "name",
+                format!("duplicate rule name `{}`", raw_rule.name),
+            ));
+            continue;
+        }
+        match compile_rule(raw_rule, &at) {
+            Ok(r) => rules.push(r),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+
+    let mut set_headers = Vec::new();
+    for (name, value) in &raw.upstream.set_headers {
+        let key = format!("upstream.set_headers.{name}");
+        let header = match header_name(name) {
+            Ok(h) => h,
+            Err(msg) => {
+                errors.push(src.error_at(&key, msg));
+                continue;
+            }
+        };
+        match Template::parse(value, identity_var) {
+            Ok(t) => {
+                if t.literals().any(|l| HeaderValue::from_str(l).is_err()) {
+                    errors.push(src.error_at(&key, "value has characters not allowed in a header"));
+                } else {
+                    set_headers.push((header, t));
+                }
+            }
+            Err(msg) => errors.push(src.error_at(
+                &key,
+                format!("{msg}; header values may use {{guest.email}}, {{share.id}}, {{case}}, {{version}}, {{profile}}, {{rule}}"),
+            )),
+        }
+    }
+    let mut remove_headers = Vec::new();
+    for (i, name) in raw.upstream.remove_headers.iter().enumerate() {
+        match header_name(name) {
+            Ok(h) => remove_headers.push(h),
+            Err(msg) => errors.push(src.error_at(&format!("upstream.remove_headers[{i}]"), msg)),
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let set = RegexSet::new(rules.iter().map(|r| r.regex.as_str()))
+        .map_err(|e| vec![src.error_at("rule", format!("rules do not compile together: {e}"))])?;
+    Ok(Profile {
+        name: raw.name,
+        description: raw.description,
+        rules,
+        set,
+        set_headers,
+        remove_headers,
+        file: src.path().display().to_string(),
+    })
+}
+
+fn header_name(name: &str) -> Result<HeaderName, String> {
+    let h = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("`{name}` is not a valid header name"))?;
+    if PROTECTED_HEADERS.contains(&h.as_str()) {
+        return Err(format!(
+            "header `{name}` is managed by guestgate and cannot be set or removed by a profile"
+        ));
+    }
+    if name.contains('_') {
+        return Err(format!(
+            "header `{name}` contains `_`; backends disagree on such names, use `-`"
+        ));
+    }
+    Ok(h)
+}
+
+fn identity_var(name: &str) -> Option<Var> {
+    Some(match name {
+        "guest.email" => Var::GuestEmail,
+        "share.id" => Var::ShareId,
+        "case" => Var::Case,
+        "version" => Var::Version,
+        "profile" => Var::Profile,
+        "rule" => Var::Rule,
+        _ => return None,
+    })
+}
+
+fn compile_rule(
+    raw: RawRule,
+    at: &dyn Fn(&str, String) -> SourceError,
+) -> Result<Rule, Vec<SourceError>> {
+    let mut errors = Vec::new();
+    if raw.name.is_empty()
+        || !raw
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        errors.push(at(
+            "name",
+            "rule name must be ASCII letters, digits, `-` or `_`".into(),
+        ));
+    }
+    if raw.methods.is_empty() {
+        errors.push(at("methods", "a rule needs at least one method".into()));
+    }
+    for m in &raw.methods {
+        if !KNOWN_METHODS.contains(&m.as_str()) {
+            errors.push(at(
+                "methods",
+                format!(
+                    "unknown method `{m}` (methods are upper-case: {})",
+                    KNOWN_METHODS.join(", ")
+                ),
+            ));
+        }
+    }
+
+    let (pattern, source_key) = match (&raw.path, &raw.regex) {
+        (Some(p), None) => (template_to_regex(p).map_err(|m| at("path", m)), "path"),
+        (None, Some(r)) => (user_regex(r).map_err(|m| at("regex", m)), "regex"),
+        (Some(_), Some(_)) => {
+            errors.push(at("path", "give either `path` or `regex`, not both".into()));
+            return Err(errors);
+        }
+        (None, None) => {
+            errors.push(at(
+                "path",
+                "a rule needs a `path` template or a `regex`".into(),
+            ));
+            return Err(errors);
+        }
+    };
+    let regex = match pattern.and_then(|p| {
+        Regex::new(&p).map_err(|e| at(source_key, format!("pattern does not compile: {e}")))
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            errors.push(e);
+            return Err(errors);
+        }
+    };
+    let captures: BTreeSet<String> = regex.capture_names().flatten().map(String::from).collect();
+    let scoped_var = |name: &str| -> Option<Var> {
+        match name {
+            "case" => Some(Var::Case),
+            "version" => Some(Var::Version),
+            n if captures.contains(n) => Some(Var::Capture(n.to_string())),
+            _ => None,
+        }
+    };
+
+    let mut require = Vec::new();
+    for (k, v) in &raw.query.require {
+        match Template::parse(v, scoped_var) {
+            Ok(t) => require.push((k.clone(), t)),
+            Err(m) => errors.push(at(
+                &format!("query.require.{k}"),
+                format!("{m}; a requirement may use {{case}}, {{version}} or a capture of the path ({})", list(&captures)),
+            )),
+        }
+    }
+    for k in &raw.query.allow {
+        if raw.query.require.contains_key(k) {
+            errors.push(at(
+                "query.allow",
+                format!("`{k}` is both allowed and required"),
+            ));
+        }
+    }
+    let rewrite = match &raw.rewrite {
+        None => None,
+        Some(r) if !r.starts_with('/') => {
+            errors.push(at("rewrite", "a rewrite must start with `/`".into()));
+            None
+        }
+        Some(r) => match Template::parse(r, scoped_var) {
+            Ok(t) => Some(t),
+            Err(m) => {
+                errors.push(at(
+                    "rewrite",
+                    format!("{m}; a rewrite may use {{case}}, {{version}} or a capture of the path ({})", list(&captures)),
+                ));
+                None
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Rule {
+        name: raw.name,
+        methods: raw.methods,
+        binds_case: captures.contains("case"),
+        binds_version: captures.contains("version"),
+        regex,
+        query: super::compile::QueryRule {
+            allow: raw.query.allow,
+            require,
+            allow_other: raw.query.allow_other,
+        },
+        rewrite,
+        pattern_source: raw.path.or(raw.regex).unwrap_or_default(),
+    })
+}
+
+fn list(captures: &BTreeSet<String>) -> String {
+    if captures.is_empty() {
+        "it has none".into()
+    } else {
+        captures
+            .iter()
+            .map(|c| format!("{{{c}}}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `/api/cases/{case}/documents/{doc}` → `^/api/cases/(?P<case>[^/]+)/documents/(?P<doc>[^/]+)$`.
+/// A placeholder is a whole segment; `{name*}` (last segment only) spans one or more segments.
+pub fn template_to_regex(template: &str) -> Result<String, String> {
+    if !template.starts_with('/') {
+        return Err("a path template must start with `/`".into());
+    }
+    let segments: Vec<&str> = template[1..].split('/').collect();
+    let mut out = String::from("^");
+    let mut names = HashSet::new();
+    for (i, seg) in segments.iter().enumerate() {
+        out.push('/');
+        if let Some(inner) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            let (name, rest) = match inner.strip_suffix('*') {
+                Some(n) if i + 1 == segments.len() => (n, true),
+                Some(_) => return Err(format!("`{seg}` may only be the last segment")),
+                None => (inner, false),
+            };
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                || name.as_bytes()[0].is_ascii_digit()
+            {
+                return Err(format!(
+                    "placeholder `{seg}`: names are lower-case letters, digits and `_`"
+                ));
+            }
+            if !names.insert(name.to_string()) {
+                return Err(format!("placeholder `{{{name}}}` appears twice"));
+            }
+            if rest {
+                out.push_str(&format!("(?P<{name}>[^/]+(?:/[^/]+)*)"));
+            } else {
+                out.push_str(&format!("(?P<{name}>[^/]+)"));
+            }
+        } else if seg.contains(['{', '}']) {
+            return Err(format!(
+                "segment `{seg}`: a placeholder must be a whole segment, like `{{doc}}`"
+            ));
+        } else if *seg == "." || *seg == ".." || seg.contains(['?', '#', ';', '%', '\\']) {
+            return Err(format!("segment `{seg}` can never match a canonical path"));
+        } else if seg.is_empty() && i + 1 != segments.len() {
+            return Err("empty segment (`//`) can never match a canonical path".into());
+        } else {
+            out.push_str(&regex::escape(seg));
+        }
+    }
+    out.push('$');
+    Ok(out)
+}
+
+/// A user regex must be visibly anchored at both ends; it is also wrapped so that a
+/// top-level alternation (`^/a$|/b`) cannot escape the anchors.
+fn user_regex(r: &str) -> Result<String, String> {
+    if !r.starts_with('^') || !r.ends_with('$') || r.ends_with("\\$") {
+        return Err("a rule regex must be anchored: start with `^` and end with `$`".into());
+    }
+    Ok(format!("^(?:{})$", &r[1..r.len() - 1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_become_anchored_single_segment_regexes() {
+        let r = template_to_regex("/api/cases/{case}/documents/{doc}").unwrap();
+        assert_eq!(r, "^/api/cases/(?P<case>[^/]+)/documents/(?P<doc>[^/]+)$");
+        let re = Regex::new(&r).unwrap();
+        assert!(re.is_match("/api/cases/1/documents/2"));
+        assert!(!re.is_match("/api/cases/1/documents/2/content"));
+        assert!(!re.is_match("/api/cases/1/x/documents/2"));
+        let r = template_to_regex("/static/{file*}").unwrap();
+        assert!(Regex::new(&r).unwrap().is_match("/static/a/b.css"));
+        assert_eq!(template_to_regex("/a.b").unwrap(), "^/a\\.b$");
+    }
+
+    #[test]
+    fn bad_templates_are_refused() {
+        for t in [
+            "api/cases",
+            "/cases/{Case}",
+            "/cases/{case}x",
+            "/cases/{case}/{case}",
+            "/files/{p*}/x",
+            "/a//b",
+            "/a/../b",
+            "/a;b",
+            "/{}",
+        ] {
+            assert!(template_to_regex(t).is_err(), "{t}");
+        }
+    }
+
+    #[test]
+    fn user_regexes_must_be_anchored() {
+        assert!(user_regex("/a").is_err());
+        assert!(user_regex("^/a").is_err());
+        assert!(user_regex("/a$").is_err());
+        assert!(user_regex("^/a\\$").is_err());
+        let wrapped = user_regex("^/a$|^/b$").unwrap();
+        let re = Regex::new(&wrapped).unwrap();
+        assert!(!re.is_match("/a/../x/b"));
+        assert!(re.is_match("/b"));
+    }
+
+    #[test]
+    fn templates_parse_and_render() {
+        struct B;
+        impl Bindings for B {
+            fn value(&self, v: &Var) -> &str {
+                match v {
+                    Var::GuestEmail => "g@example.com",
+                    Var::Case => "42",
+                    _ => "?",
+                }
+            }
+        }
+        let t = Template::parse("{guest.email} on {case}", identity_var).unwrap();
+        assert_eq!(t.render(&B), "g@example.com on 42");
+        assert!(Template::parse("{nope}", identity_var).is_err());
+        assert!(Template::parse("{case", identity_var).is_err());
+        assert!(Template::parse("case}", identity_var).is_err());
+        assert_eq!(
+            Template::parse("plain", identity_var).unwrap().literal(),
+            Some("plain".into())
+        );
+    }
+}

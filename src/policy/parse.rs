@@ -1,0 +1,69 @@
+//! Raw policy files: the serde shape of `policies/*.toml`, exactly as written, with
+//! unknown keys refused. Compilation into matchers happens in `compile.rs`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// One profile file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    /// Profile name, referred to by shares (`view-only`, `collaborator`).
+    pub name: String,
+    /// Free text shown by `policy check` and in docs.
+    #[serde(default)]
+    pub description: String,
+    /// The allow rules, in order; anything none of them allows is denied.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RawRule>,
+    /// Header edits applied to every request this profile allows.
+    #[serde(default)]
+    pub upstream: RawUpstream,
+}
+
+/// One allow rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// Unique within the profile; appears in audit events and metrics.
+    pub name: String,
+    /// HTTP methods, upper-case.
+    pub methods: Vec<String>,
+    /// Path template: literal segments and `{name}` (one segment) or a final `{name*}`.
+    pub path: Option<String>,
+    /// Alternative to `path`: an anchored regex (`^...$`) with named captures.
+    pub regex: Option<String>,
+    /// Query rules.
+    #[serde(default)]
+    pub query: RawQuery,
+    /// Decoded path template sent upstream instead of the matched path.
+    pub rewrite: Option<String>,
+}
+
+/// Query constraints of a rule.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuery {
+    /// Keys that may appear, at most once each.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Keys that must appear exactly once with exactly this (templated) value.
+    #[serde(default)]
+    pub require: BTreeMap<String, String>,
+    /// Let keys not named above through as well (named keys keep their limits).
+    #[serde(default)]
+    pub allow_other: bool,
+}
+
+/// Profile-level header edits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// Headers set on allowed requests; values are templates.
+    #[serde(default)]
+    pub set_headers: BTreeMap<String, String>,
+    /// Headers removed from allowed requests.
+    #[serde(default)]
+    pub remove_headers: Vec<String>,
+}

@@ -1,0 +1,157 @@
+//! Header edits on the request sent upstream: guestgate's cookie and identity headers
+//! never arrive from outside (any spelling, `_` included), guest requests lose every
+//! header that names a URL, a client or a hop, and then get the profile's headers.
+
+use http::HeaderName;
+use pingora::http::RequestHeader;
+
+use crate::session;
+
+/// Headers removed from every guest request: URL overrides some frameworks trust,
+/// client-identity headers guestgate cannot vouch for, and hop-by-hop headers (so a
+/// `Connection: X-Guest-Email` cannot make a later hop drop what guestgate adds).
+const GUEST_STRIP: &[&str] = &[
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-envoy-original-path",
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+];
+/// Any header starting with this is removed from guest requests (`X-Forwarded-For`,
+/// `-Host`, `-Proto`, `-Prefix`, `-Uri`, ...).
+const GUEST_STRIP_PREFIX: &str = "x-forwarded-";
+
+/// Lower-case with `_` read as `-`: the spelling a CGI-style backend would see.
+fn folded(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b == b'_' {
+                '-'
+            } else {
+                b.to_ascii_lowercase() as char
+            }
+        })
+        .collect()
+}
+
+/// Which headers guestgate owns, and its cookie.
+#[derive(Debug, Clone)]
+pub struct HeaderRules {
+    owned: Vec<String>,
+    cookie_name: String,
+}
+
+impl HeaderRules {
+    /// Owned = every header a profile sets plus the configured extras.
+    pub fn new(owned: impl IntoIterator<Item = HeaderName>, cookie_name: &str) -> Self {
+        let mut owned: Vec<String> = owned.into_iter().map(|h| folded(h.as_str())).collect();
+        owned.sort();
+        owned.dedup();
+        Self {
+            owned,
+            cookie_name: cookie_name.to_string(),
+        }
+    }
+
+    /// For every request: drop guestgate's cookie and any incoming owned header.
+    pub fn strip_owned(&self, req: &mut RequestHeader) {
+        self.remove_where(req, |f| self.owned.iter().any(|o| o == f));
+        let cookies: Vec<Vec<u8>> = req
+            .headers
+            .get_all("cookie")
+            .iter()
+            .map(|v| v.as_bytes().to_vec())
+            .collect();
+        if cookies.is_empty() {
+            return;
+        }
+        req.remove_header("cookie");
+        for c in cookies {
+            if let Some(kept) = session::strip_cookie(&c, &self.cookie_name) {
+                // A value built from a valid header value minus a cookie stays valid.
+                let _ = req.append_header("cookie", kept);
+            }
+        }
+    }
+
+    /// For guest requests only: drop URL-override, client-identity and hop headers.
+    pub fn strip_guest(&self, req: &mut RequestHeader) {
+        self.remove_where(req, |f| {
+            GUEST_STRIP.contains(&f) || f.starts_with(GUEST_STRIP_PREFIX)
+        });
+    }
+
+    fn remove_where(&self, req: &mut RequestHeader, drop: impl Fn(&str) -> bool) {
+        let doomed: Vec<HeaderName> = req
+            .headers
+            .keys()
+            .filter(|k| drop(&folded(k.as_str())))
+            .cloned()
+            .collect();
+        for name in doomed {
+            req.remove_header(&name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    fn names(r: &RequestHeader) -> Vec<String> {
+        let mut v: Vec<String> = r.headers.keys().map(|k| k.as_str().to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn owned_headers_go_in_every_spelling() {
+        let rules = HeaderRules::new([HeaderName::from_static("x-guest-email")], "gg");
+        let mut r = req(&[
+            ("X-Guest-Email", "spoof@x"),
+            ("x_guest_email", "spoof@x"),
+            ("X_Guest-Email", "spoof@x"),
+            ("x-guest-emails", "kept"),
+            ("cookie", "gg=secret; app=1"),
+        ]);
+        rules.strip_owned(&mut r);
+        assert_eq!(names(&r), ["cookie", "x-guest-emails"]);
+        assert_eq!(r.headers.get("cookie").unwrap(), "app=1");
+    }
+
+    #[test]
+    fn guest_requests_lose_url_client_and_hop_headers() {
+        let rules = HeaderRules::new([], "gg");
+        let mut r = req(&[
+            ("X-Original-URL", "/admin"),
+            ("X-Rewrite-Url", "/admin"),
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("X_Forwarded_Host", "evil"),
+            ("X-Forwarded-Prefix", "/x"),
+            ("X-Envoy-Original-Path", "/admin"),
+            ("Connection", "close, X-Guest-Email"),
+            ("Upgrade", "websocket"),
+            ("Accept", "text/html"),
+        ]);
+        rules.strip_guest(&mut r);
+        assert_eq!(names(&r), ["accept"]);
+    }
+}

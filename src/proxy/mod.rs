@@ -1,0 +1,218 @@
+//! The pingora `ProxyHttp` implementation. Each phase delegates: `request_filter` asks
+//! the [`Gate`] for a verdict and answers refusals itself, `upstream_request_filter`
+//! applies the header edits and the canonical target, `logging` writes the one audit
+//! event. No decision logic lives here.
+
+pub mod headers;
+pub mod response;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use async_trait::async_trait;
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{ProxyHttp, Session};
+use pingora::Result;
+
+use crate::audit::{timestamp, AuditSink, DecisionEvent};
+use crate::config::UpstreamConfig;
+use crate::decision::{Gate, RequestFacts, Verdict};
+use crate::session::{random_hex, unix_now};
+use headers::HeaderRules;
+use response::Answer;
+
+/// Per-request state carried between phases.
+pub struct RequestCtx {
+    request_id: String,
+    arrived: SystemTime,
+    started: Instant,
+    verdict: Option<Verdict>,
+}
+
+/// The proxy service.
+pub struct GuestGateProxy {
+    gate: Arc<Gate>,
+    headers: HeaderRules,
+    upstream: SocketAddr,
+    upstream_cfg: UpstreamConfig,
+    audit: Arc<AuditSink>,
+    audit_pass_through: bool,
+}
+
+impl GuestGateProxy {
+    /// Wires the proxy; `upstream` is the app's resolved address.
+    pub fn new(
+        gate: Arc<Gate>,
+        headers: HeaderRules,
+        upstream: SocketAddr,
+        upstream_cfg: UpstreamConfig,
+        audit: Arc<AuditSink>,
+        audit_pass_through: bool,
+    ) -> Self {
+        Self {
+            gate,
+            headers,
+            upstream,
+            upstream_cfg,
+            audit,
+            audit_pass_through,
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for GuestGateProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            request_id: random_hex(8),
+            arrived: SystemTime::now(),
+            started: Instant::now(),
+            verdict: None,
+        }
+    }
+
+    /// Decides; answers refusals and denials here so the app never sees them.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let raw_head = session.as_downstream().to_h1_raw();
+        let req = session.req_header();
+        let facts = RequestFacts {
+            raw_head: &raw_head,
+            method: req.method.as_str(),
+            cookies: req
+                .headers
+                .get_all("cookie")
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect(),
+            header_names: req.headers.keys().map(|k| k.as_str()).collect(),
+        };
+        let verdict = self.gate.decide(&facts, unix_now());
+        let answered = match &verdict {
+            Verdict::Reject { status, reason, .. } => {
+                response::send(
+                    session,
+                    Answer::from_status(*status),
+                    reason,
+                    &ctx.request_id,
+                    false,
+                    true,
+                )
+                .await?;
+                true
+            }
+            Verdict::Deny { reason, guest, .. } => {
+                // Close when a body was announced: it is never read, so it must not be
+                // taken for the next request on this connection.
+                let has_body = crate::framing::inspect(&raw_head).map_or(true, |h| h.has_body);
+                response::send(
+                    session,
+                    Answer::Forbidden,
+                    reason,
+                    &ctx.request_id,
+                    guest.is_none(),
+                    has_body,
+                )
+                .await?;
+                true
+            }
+            Verdict::PassThrough { .. } | Verdict::Allow(_) => false,
+        };
+        ctx.verdict = Some(verdict);
+        Ok(answered)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let mut peer = HttpPeer::new(
+            self.upstream,
+            self.upstream_cfg.tls,
+            self.upstream_cfg.sni.clone(),
+        );
+        peer.options.connection_timeout = Some(self.upstream_cfg.connect_timeout);
+        peer.options.read_timeout = Some(self.upstream_cfg.read_timeout);
+        Ok(Box::new(peer))
+    }
+
+    /// Strips what guestgate owns from every request; for guests also strips URL,
+    /// client and hop headers, then sets the profile's headers and the canonical target.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.headers.strip_owned(upstream_request);
+        if let Some(Verdict::Allow(allowed)) = &ctx.verdict {
+            self.headers.strip_guest(upstream_request);
+            for name in &allowed.remove_headers {
+                upstream_request.remove_header(name);
+            }
+            if let Some(ip) = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip())
+            {
+                upstream_request.insert_header("x-forwarded-for", ip.to_string())?;
+            }
+            for (name, value) in &allowed.set_headers {
+                upstream_request.insert_header(name.clone(), value.clone())?;
+            }
+            upstream_request.set_uri(allowed.target.clone());
+        }
+        Ok(())
+    }
+
+    /// Writes exactly one audit event per request.
+    async fn logging(
+        &self,
+        session: &mut Session,
+        _e: Option<&pingora::Error>,
+        ctx: &mut RequestCtx,
+    ) {
+        let Some(verdict) = &ctx.verdict else {
+            return;
+        };
+        if matches!(verdict, Verdict::PassThrough { .. }) && !self.audit_pass_through {
+            return;
+        }
+        let (guest, path) = match verdict {
+            Verdict::Allow(a) => (Some(&a.guest), Some(a.path.as_str())),
+            Verdict::Deny { guest, path, .. } => (guest.as_ref(), path.as_deref()),
+            Verdict::Reject { guest, .. } => (guest.as_ref(), None),
+            Verdict::PassThrough { .. } => (None, Some(session.req_header().uri.path())),
+        };
+        let share = guest.and_then(|g| g.share.as_ref());
+        let denied = matches!(verdict, Verdict::Deny { .. } | Verdict::Reject { .. });
+        let event = DecisionEvent {
+            ts: timestamp(ctx.arrived),
+            kind: "request",
+            request_id: &ctx.request_id,
+            decision: verdict.decision(),
+            reason: verdict.reason(),
+            status: session.response_written().map_or(0, |r| r.status.as_u16()),
+            method: session.req_header().method.as_str(),
+            path,
+            guest: guest.map(|g| g.email.as_str()),
+            share: share.map(|s| s.id.as_str()),
+            case: share.map(|s| s.case.as_str()),
+            version: share.map(|s| s.version.as_str()),
+            profile: share.map(|s| s.profile.as_str()),
+            rule: guest.and_then(|g| g.rule.as_deref()),
+            session: guest.map(|g| g.jti.as_str()),
+            deny_id: denied.then_some(ctx.request_id.as_str()),
+            client_ip: session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip().to_string()),
+            latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
+        };
+        self.audit.emit(&event);
+    }
+}

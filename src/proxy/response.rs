@@ -1,0 +1,163 @@
+//! The one place guestgate answers a request itself: refusals and denials as a small
+//! accessible HTML page for browsers, or JSON `{error, reason, deny_id}` for API calls.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+
+/// What kind of answer a verdict becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// 400: the request is malformed or ambiguous.
+    BadRequest,
+    /// 414: the target is too long.
+    TooLong,
+    /// 403: not part of what was shared (or no session on a guest-only host).
+    Forbidden,
+}
+
+impl Answer {
+    /// From a status code.
+    pub fn from_status(status: u16) -> Self {
+        match status {
+            414 => Self::TooLong,
+            403 => Self::Forbidden,
+            _ => Self::BadRequest,
+        }
+    }
+
+    fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::TooLong => 414,
+            Self::Forbidden => 403,
+        }
+    }
+
+    fn error(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::TooLong => "uri_too_long",
+            Self::Forbidden => "forbidden",
+        }
+    }
+
+    fn page(self, no_session: bool) -> (&'static str, &'static str) {
+        match self {
+            Self::Forbidden if no_session => (
+                "Open your invitation link",
+                "This address is only for people a case has been shared with. Open the link in the invitation email you received, and enter the code from that email.",
+            ),
+            Self::Forbidden => (
+                "This is not part of what was shared with you",
+                "Your access covers one case, at one version, read-only. The page or action you asked for is outside it, so it was not sent on. If you need more access, ask the person who shared the case with you.",
+            ),
+            Self::TooLong => (
+                "That address is too long",
+                "The address you asked for is longer than this service accepts. Go back and follow a link from the shared case instead.",
+            ),
+            Self::BadRequest => (
+                "That request could not be understood",
+                "The address or request was malformed, so it was not sent on. Go back and follow a link from the shared case instead.",
+            ),
+        }
+    }
+}
+
+/// Whether the client asked for HTML (a browser navigation).
+pub fn wants_html(accept: Option<&[u8]>) -> bool {
+    accept.is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")))
+}
+
+/// Writes the answer and ends the response. `close` drops the connection afterwards
+/// (framing errors and unread bodies must not be read as a next request).
+pub async fn send(
+    session: &mut Session,
+    answer: Answer,
+    reason: &str,
+    deny_id: &str,
+    no_session: bool,
+    close: bool,
+) -> Result<()> {
+    let html = wants_html(
+        session
+            .req_header()
+            .headers
+            .get("accept")
+            .map(|v| v.as_bytes()),
+    );
+    let (content_type, body) = if html {
+        let (title, text) = answer.page(no_session);
+        (
+            "text/html; charset=utf-8",
+            format!(
+                "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+                 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+                 <title>{title}</title><style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1a1a1a}}\
+                 h1{{font-size:1.4rem}}code{{background:#f2f2f2;padding:.1rem .3rem}}</style></head>\
+                 <body><main><h1>{title}</h1><p>{text}</p>\
+                 <p>If you contact support, quote this reference: <code>{deny_id}</code></p></main></body></html>\n",
+                deny_id = escape(deny_id),
+            ),
+        )
+    } else {
+        (
+            "application/json",
+            serde_json::json!({
+                "error": answer.error(),
+                "reason": reason,
+                "deny_id": deny_id,
+            })
+            .to_string(),
+        )
+    };
+    let mut h = ResponseHeader::build(answer.status(), Some(6))?;
+    h.insert_header("content-type", content_type)?;
+    h.insert_header("content-length", body.len().to_string())?;
+    h.insert_header("cache-control", "no-store")?;
+    h.insert_header("x-content-type-options", "nosniff")?;
+    h.insert_header(
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    )?;
+    h.insert_header("x-guestgate-deny-id", deny_id)?;
+    if close {
+        h.insert_header("connection", "close")?;
+        session.set_keepalive(None);
+    }
+    session.write_response_header(Box::new(h), false).await?;
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn browsers_get_html_api_calls_get_json() {
+        assert!(wants_html(Some(
+            b"text/html,application/xhtml+xml,*/*;q=0.8"
+        )));
+        assert!(wants_html(Some(b"TEXT/HTML")));
+        assert!(!wants_html(Some(b"application/json")));
+        assert!(!wants_html(None));
+    }
+
+    #[test]
+    fn statuses_map_once() {
+        assert_eq!(Answer::from_status(414).status(), 414);
+        assert_eq!(Answer::from_status(403).status(), 403);
+        assert_eq!(Answer::from_status(400).status(), 400);
+        assert_eq!(Answer::from_status(999).status(), 400);
+    }
+}

@@ -1,0 +1,118 @@
+//! Builds the pingora server from a validated config: loads keys and policies, starts
+//! the audit writer, and registers the proxy and admin services. Used by `main` and
+//! by anything that needs a real server in-process.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::listening::Service;
+
+use crate::admin::{AdminApp, Readiness};
+use crate::audit::AuditSink;
+use crate::config::Config;
+use crate::decision::Gate;
+use crate::policy::PolicySet;
+use crate::proxy::headers::HeaderRules;
+use crate::proxy::GuestGateProxy;
+use crate::session::SessionKeys;
+
+/// Resolves the app's address once at start (no DNS on the request path).
+fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
+    address
+        .to_socket_addrs()
+        .with_context(|| format!("upstream.address `{address}` does not resolve"))?
+        .next()
+        .ok_or_else(|| anyhow!("upstream.address `{address}` resolves to nothing"))
+}
+
+/// Everything `serve --check` validates, without binding any port.
+pub struct Checked {
+    /// Compiled policies.
+    pub policies: PolicySet,
+    /// Session keys.
+    pub keys: SessionKeys,
+    /// Resolved upstream.
+    pub upstream: SocketAddr,
+}
+
+/// Loads policies and keys and resolves the upstream.
+pub fn check(config: &Config) -> anyhow::Result<Checked> {
+    let policies = PolicySet::load_dir(&config.policies_dir).map_err(|e| anyhow!("{e}"))?;
+    let keys = SessionKeys::from_config(&config.session)?;
+    let upstream = resolve(&config.upstream.address)?;
+    Ok(Checked {
+        policies,
+        keys,
+        upstream,
+    })
+}
+
+/// Builds a ready-to-run server.
+pub fn build(config: &Config) -> anyhow::Result<Server> {
+    let Checked {
+        policies,
+        keys,
+        upstream,
+    } = check(config)?;
+    let audit = Arc::new(
+        AuditSink::start(config.audit.path.as_deref(), config.audit.flush_interval)
+            .context("cannot open the audit stream")?,
+    );
+    let headers = HeaderRules::new(
+        policies
+            .owned_headers()
+            .iter()
+            .cloned()
+            .chain(config.strip_headers.iter().cloned()),
+        &config.session.wire_cookie_name(),
+    );
+    let readiness = Arc::new(Readiness::default());
+    let gate = Arc::new(Gate {
+        mode: config.mode,
+        max_target_length: config.max_target_length,
+        cookie_name: config.session.wire_cookie_name(),
+        keys,
+        policies: Arc::new(policies),
+    });
+    readiness.set_policies_loaded(true);
+
+    let mut conf = ServerConf::default();
+    conf.threads = config.threads;
+    // Below Kubernetes' 30 s termination grace, so a rollout never hangs on us.
+    conf.grace_period_seconds = Some(5);
+    conf.graceful_shutdown_timeout_seconds = Some(5);
+    let tag = config.listen.port();
+    conf.pid_file = std::env::temp_dir()
+        .join(format!("guestgate-{tag}.pid"))
+        .display()
+        .to_string();
+    conf.upgrade_sock = std::env::temp_dir()
+        .join(format!("guestgate-{tag}-upgrade.sock"))
+        .display()
+        .to_string();
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+
+    let proxy = GuestGateProxy::new(
+        gate,
+        headers,
+        upstream,
+        config.upstream.clone(),
+        audit,
+        config.audit.include_pass_through,
+    );
+    let mut proxy_service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
+    proxy_service.add_tcp(&config.listen.to_string());
+    let mut admin = Service::new(
+        "guestgate admin".to_string(),
+        HttpServer::new_app(AdminApp::new(readiness)),
+    );
+    admin.add_tcp(&config.admin.to_string());
+    server.add_service(proxy_service);
+    server.add_service(admin);
+    server.bootstrap();
+    Ok(server)
+}

@@ -1,0 +1,501 @@
+//! Guest sessions: the signed JWT in guestgate's cookie (claims, mint, verify with a
+//! pinned algorithm and key), the signing-key files, and finding / removing the cookie
+//! in `Cookie` headers.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::SessionConfig;
+
+/// The only algorithm guestgate signs with or accepts.
+const ALG: Algorithm = Algorithm::HS256;
+/// The `typ` header of a guestgate session token; any other type is refused, so a JWT
+/// minted for another purpose with the same key can never pass as a session.
+pub const TOKEN_TYPE: &str = "guestgate-session+jwt";
+/// Clock skew tolerated on `exp` / `nbf`, in seconds.
+const LEEWAY_SECS: u64 = 5;
+/// More shares than this in one browser is not a guest, it is an attack on header sizes.
+pub const MAX_SHARES: usize = 32;
+
+/// One share this browser has verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareGrant {
+    /// Share id.
+    pub id: String,
+    /// Case id the share is bound to.
+    pub case: String,
+    /// Version id the share is bound to.
+    pub version: String,
+    /// Policy profile name.
+    pub profile: String,
+    /// When the share expires (unix seconds).
+    pub exp: u64,
+}
+
+/// Session token claims (DESIGN §1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// The verified guest email (normalised).
+    pub sub: String,
+    /// Issued at.
+    pub iat: u64,
+    /// Not before.
+    pub nbf: u64,
+    /// Absolute expiry: never past the earliest share expiry or the session maximum.
+    pub exp: u64,
+    /// Token id.
+    pub jti: String,
+    /// The shares this browser holds.
+    pub shares: Vec<ShareGrant>,
+}
+
+/// Why a token is not a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// Not a JWT, or a header/claims guestgate does not accept (`alg`, `typ`, `crit`).
+    #[error("malformed session token")]
+    Malformed,
+    /// `kid` missing or not one of the configured keys.
+    #[error("session token signed by an unknown key")]
+    UnknownKey,
+    /// Signature, issuer, audience or required claims wrong.
+    #[error("invalid session token")]
+    Invalid,
+    /// Past `exp` (or before `nbf`).
+    #[error("expired session token")]
+    Expired,
+    /// No shares, or too many.
+    #[error("session token holds no usable share")]
+    NoShares,
+}
+
+impl SessionError {
+    /// Fixed reason label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Malformed => "session_malformed",
+            Self::UnknownKey => "session_unknown_key",
+            Self::Invalid => "session_invalid",
+            Self::Expired => "session_expired",
+            Self::NoShares => "session_no_shares",
+        }
+    }
+}
+
+/// Signing and verification keys.
+pub struct SessionKeys {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: HashMap<String, DecodingKey>,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("SessionKeys")
+            .field("kid", &self.kid)
+            .field("verify_kids", &self.decoding.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Key id: a short digest of the key, so rotating keys is a matter of adding files.
+fn kid_of(secret: &[u8]) -> String {
+    hex::encode(&Sha256::digest(secret)[..8])
+}
+
+impl SessionKeys {
+    /// Builds keys from raw secrets: `current` signs, all verify.
+    pub fn new(current: &[u8], previous: &[Vec<u8>], issuer: &str, audience: &str) -> Self {
+        let kid = kid_of(current);
+        let mut decoding = HashMap::new();
+        decoding.insert(kid.clone(), DecodingKey::from_secret(current));
+        for p in previous {
+            decoding.insert(kid_of(p), DecodingKey::from_secret(p));
+        }
+        let mut validation = Validation::new(ALG);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        Self {
+            kid,
+            encoding: EncodingKey::from_secret(current),
+            decoding,
+            validation,
+            issuer: issuer.to_string(),
+            audience: audience.to_string(),
+        }
+    }
+
+    /// Loads (creating the current one if absent) the key files named in config.
+    pub fn from_config(c: &SessionConfig) -> Result<Self, KeyFileError> {
+        let current = load_or_create_key(&c.key_file)?;
+        let previous = c
+            .previous_key_files
+            .iter()
+            .map(|p| load_key(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(&current, &previous, &c.issuer, &c.audience))
+    }
+
+    /// Signs claims for `email` holding `shares`, valid for `ttl_secs` but never past
+    /// the earliest share expiry.
+    pub fn mint(
+        &self,
+        email: &str,
+        shares: Vec<ShareGrant>,
+        ttl_secs: u64,
+    ) -> Result<String, SessionError> {
+        let now = unix_now();
+        let earliest = shares.iter().map(|s| s.exp).min().unwrap_or(now);
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: email.to_string(),
+            iat: now,
+            nbf: now,
+            exp: (now + ttl_secs).min(earliest),
+            jti: random_hex(16),
+            shares,
+        };
+        self.sign(&claims)
+    }
+
+    /// Signs arbitrary claims (tests use this to build edge cases).
+    pub fn sign(&self, claims: &Claims) -> Result<String, SessionError> {
+        let mut header = Header::new(ALG);
+        header.typ = Some(TOKEN_TYPE.into());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|_| SessionError::Malformed)
+    }
+
+    /// Verifies a token: pinned algorithm, `typ`, `kid` among configured keys (the
+    /// `jku`/`x5u`/`jwk` headers are never followed), signature, `iss`, `aud`, `exp`, `nbf`.
+    pub fn verify(&self, token: &str) -> Result<Claims, SessionError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| SessionError::Malformed)?;
+        if header.alg != ALG || header.typ.as_deref() != Some(TOKEN_TYPE) || header.crit.is_some() {
+            return Err(SessionError::Malformed);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|k| self.decoding.get(k))
+            .ok_or(SessionError::UnknownKey)?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => SessionError::Expired,
+                _ => SessionError::Invalid,
+            }
+        })?;
+        let claims = data.claims;
+        if claims.shares.is_empty() || claims.shares.len() > MAX_SHARES {
+            return Err(SessionError::NoShares);
+        }
+        Ok(claims)
+    }
+}
+
+/// Problems with key files; fatal at start.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// Cannot read or create.
+    #[error("session key file {path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Wrong content.
+    #[error("session key file {path}: {why}")]
+    Invalid {
+        /// File.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Reads a key file (hex, at least 32 bytes), refusing one that others can read.
+pub fn load_key(path: &Path) -> Result<Vec<u8>, KeyFileError> {
+    let shown = path.display().to_string();
+    let io = |source| KeyFileError::Io {
+        path: shown.clone(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::Invalid {
+            path: shown,
+            why: format!("readable by group or others (mode {mode:o}); run `chmod 600` on it"),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    let key = hex::decode(text.trim()).map_err(|_| KeyFileError::Invalid {
+        path: shown.clone(),
+        why: "not hex".into(),
+    })?;
+    if key.len() < 32 {
+        return Err(KeyFileError::Invalid {
+            path: shown,
+            why: format!("{} bytes; at least 32 are needed", key.len()),
+        });
+    }
+    Ok(key)
+}
+
+/// Loads the key, or creates a new random one with mode 0600 if the file is absent.
+pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>, KeyFileError> {
+    if !path.exists() {
+        let io = |source| KeyFileError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut key = [0u8; 32];
+        rand::rng().fill(&mut key);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(mut f) => {
+                f.write_all(format!("{}\n", hex::encode(key)).as_bytes())
+                    .map_err(io)?;
+                f.sync_all().map_err(io)?;
+            }
+            // Another process created it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    load_key(path)
+}
+
+/// Current unix time in seconds.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `n` random bytes from the OS CSPRNG, hex-encoded.
+pub fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    rand::rng().fill(&mut b[..]);
+    hex::encode(b)
+}
+
+/// What the `Cookie` headers say about guestgate's cookie.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CookieLookup<'a> {
+    /// Not present.
+    Absent,
+    /// Exactly one value.
+    One(&'a str),
+    /// More than one: cookie tossing or confusion; treated as no session.
+    Ambiguous,
+}
+
+/// Finds `name` across all `Cookie` header values.
+pub fn find_cookie<'a>(values: impl Iterator<Item = &'a [u8]>, name: &str) -> CookieLookup<'a> {
+    let mut found = CookieLookup::Absent;
+    for v in values {
+        let Ok(v) = std::str::from_utf8(v) else {
+            continue;
+        };
+        for pair in v.split(';') {
+            let pair = pair.trim_start_matches(' ');
+            if let Some((k, val)) = pair.split_once('=') {
+                if k == name {
+                    found = match found {
+                        CookieLookup::Absent => CookieLookup::One(val.trim_end()),
+                        _ => return CookieLookup::Ambiguous,
+                    };
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A `Cookie` header value without `name`; `None` when nothing is left.
+pub fn strip_cookie(value: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(value);
+    let kept: Vec<&str> = text
+        .split(';')
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty() && p.split_once('=').map_or(*p, |(k, _)| k) != name)
+        .collect();
+    if kept.is_empty() {
+        None
+    } else {
+        Some(kept.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> SessionKeys {
+        SessionKeys::new(&[7u8; 32], &[], "guestgate", "guestgate")
+    }
+
+    fn grant(case: &str) -> ShareGrant {
+        ShareGrant {
+            id: format!("s-{case}"),
+            case: case.into(),
+            version: "1".into(),
+            profile: "view-only".into(),
+            exp: unix_now() + 3600,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let k = keys();
+        let t = k.mint("g@example.com", vec![grant("42")], 600).unwrap();
+        let c = k.verify(&t).unwrap();
+        assert_eq!(c.sub, "g@example.com");
+        assert_eq!(c.shares, vec![grant("42")]);
+        assert!(c.exp <= unix_now() + 600);
+    }
+
+    #[test]
+    fn session_never_outlives_a_share() {
+        let k = keys();
+        let mut g = grant("42");
+        g.exp = unix_now() + 60;
+        let c = k.verify(&k.mint("g@x", vec![g], 3600).unwrap()).unwrap();
+        assert!(c.exp <= unix_now() + 60);
+    }
+
+    #[test]
+    fn other_key_alg_none_typ_and_tampering_are_refused() {
+        let k = keys();
+        let t = k.mint("g@x", vec![grant("42")], 600).unwrap();
+        // Another key with the same kid can't exist; a different key → unknown kid.
+        let other = SessionKeys::new(&[8u8; 32], &[], "guestgate", "guestgate");
+        assert_eq!(other.verify(&t), Err(SessionError::UnknownKey));
+        // alg=none with the same claims.
+        let parts: Vec<&str> = t.split('.').collect();
+        let none_header = base64url(br#"{"alg":"none","typ":"guestgate-session+jwt"}"#);
+        assert_eq!(
+            k.verify(&format!("{none_header}.{}.", parts[1])),
+            Err(SessionError::Malformed)
+        );
+        // Payload swapped.
+        let other_claims = k.mint("h@x", vec![grant("43")], 600).unwrap();
+        let p2: Vec<&str> = other_claims.split('.').collect();
+        assert_eq!(
+            k.verify(&format!("{}.{}.{}", parts[0], p2[1], parts[2])),
+            Err(SessionError::Invalid)
+        );
+        // Wrong typ.
+        let mut h = Header::new(ALG);
+        h.kid = Some(kid_of(&[7u8; 32]));
+        let c = k.verify(&t).unwrap();
+        let plain = jsonwebtoken::encode(&h, &c, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+        assert_eq!(k.verify(&plain), Err(SessionError::Malformed));
+        assert_eq!(k.verify("garbage"), Err(SessionError::Malformed));
+    }
+
+    #[test]
+    fn expired_wrong_audience_and_empty_are_refused() {
+        let k = keys();
+        let mut c = k
+            .verify(&k.mint("g@x", vec![grant("1")], 600).unwrap())
+            .unwrap();
+        c.exp = unix_now() - 60;
+        assert_eq!(k.verify(&k.sign(&c).unwrap()), Err(SessionError::Expired));
+        c.exp = unix_now() + 60;
+        c.aud = "other".into();
+        assert_eq!(k.verify(&k.sign(&c).unwrap()), Err(SessionError::Invalid));
+        c.aud = "guestgate".into();
+        c.shares.clear();
+        assert_eq!(k.verify(&k.sign(&c).unwrap()), Err(SessionError::NoShares));
+    }
+
+    #[test]
+    fn previous_keys_still_verify() {
+        let old = keys();
+        let t = old.mint("g@x", vec![grant("1")], 600).unwrap();
+        let rotated = SessionKeys::new(&[9u8; 32], &[vec![7u8; 32]], "guestgate", "guestgate");
+        assert!(rotated.verify(&t).is_ok());
+    }
+
+    #[test]
+    fn cookies_are_found_once_and_stripped() {
+        let h = [b"a=1; gg=tok; b=2".as_slice()];
+        assert_eq!(
+            find_cookie(h.iter().copied(), "gg"),
+            CookieLookup::One("tok")
+        );
+        let h = [b"gg=1".as_slice(), b"gg=2".as_slice()];
+        assert_eq!(
+            find_cookie(h.iter().copied(), "gg"),
+            CookieLookup::Ambiguous
+        );
+        let h = [b"xgg=1; gg2=2".as_slice()];
+        assert_eq!(find_cookie(h.iter().copied(), "gg"), CookieLookup::Absent);
+        assert_eq!(
+            strip_cookie(b"a=1; gg=tok; b=2", "gg").as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(strip_cookie(b"gg=tok", "gg"), None);
+    }
+
+    #[test]
+    fn key_files_are_created_private_and_group_readable_ones_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/session.key");
+        let k1 = load_or_create_key(&p).unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(load_or_create_key(&p).unwrap(), k1);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(load_key(&p), Err(KeyFileError::Invalid { .. })));
+    }
+
+    fn base64url(b: &[u8]) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in b.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, &x)| acc | (x as u32) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+}
