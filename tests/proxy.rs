@@ -1,0 +1,655 @@
+//! End-to-end: the real guestgate binary in front of the real sample app. Every test
+//! asserts what the app actually received (or that it received nothing).
+
+mod common;
+
+use common::{request, Gate, Opts};
+
+const EMAIL: &str = "expert@clinic.example";
+const S42: (&str, &str, &str, &str) = ("sh-42", "42", "3", "view-only");
+
+fn guest(g: &Gate) -> String {
+    g.cookie(EMAIL, &[S42])
+}
+
+/// Asserts a 403 JSON denial with this reason, and returns the deny id.
+fn assert_denied(r: &common::Resp, reason: &str) -> String {
+    assert_eq!(r.status, 403, "body: {}", r.body);
+    let j = r.json();
+    assert_eq!(j["error"], "forbidden");
+    assert_eq!(j["reason"], reason, "{j}");
+    let id = j["deny_id"].as_str().expect("deny_id").to_string();
+    assert_eq!(r.header("x-guestgate-deny-id"), Some(id.as_str()));
+    id
+}
+
+#[test]
+fn allowed_reads_reach_the_app_with_identity_and_without_the_cookie() {
+    let g = Gate::start(Opts::default());
+    let c = guest(&g);
+    let cookie = format!("{c}; app_pref=dark");
+    for target in [
+        "/cases/42/versions/3",
+        "/cases/42/versions/3/documents/2",
+        "/cases/42/versions/3/summary",
+        "/api/cases/42/versions/3/documents",
+        "/api/cases/42/versions/3/documents?page=2&per_page=10",
+        "/api/cases/42/versions/3/documents/1",
+        "/api/cases/42/versions/3/documents/1/content",
+        "/api/cases/42/versions/3/reports",
+    ] {
+        let r = g.send("GET", target, Some(&cookie), &[]);
+        assert_eq!(r.status, 200, "{target}: {}", r.body);
+    }
+    let seen = g.app.seen();
+    assert_eq!(seen.len(), 8);
+    for s in &seen {
+        assert_eq!(s.header("x-guest-email"), Some(EMAIL));
+        assert_eq!(s.header("x-guest-share"), Some("sh-42"));
+        assert_eq!(s.header("x-guest-scope"), Some("42/3"));
+        assert_eq!(s.header("x-guest-profile"), Some("view-only"));
+        // guestgate's cookie never reaches the app; the app's own cookies do
+        assert_eq!(s.header("cookie"), Some("app_pref=dark"));
+        assert!(s
+            .headers
+            .iter()
+            .all(|(_, v)| !v.contains(&c["guestgate_session=".len()..])));
+    }
+    assert_eq!(
+        seen[4].target,
+        "/api/cases/42/versions/3/documents?page=2&per_page=10"
+    );
+}
+
+#[test]
+fn forwarded_target_is_exactly_the_canonical_target_matched() {
+    let g = Gate::start(Opts::default());
+    let c = guest(&g);
+    let r = g.send(
+        "GET",
+        "/cases/%34%32/versions/%33/documents/%31?page=%32",
+        Some(&c),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = g.send(
+        "GET",
+        "/cases/42/versions/3/documents/caf%c3%a9%20notes",
+        Some(&c),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = g.app.seen();
+    assert_eq!(seen[0].target, "/cases/42/versions/3/documents/1?page=2");
+    assert_eq!(
+        seen[1].target,
+        "/cases/42/versions/3/documents/caf%C3%A9%20notes"
+    );
+}
+
+#[test]
+fn other_cases_versions_writes_and_app_wide_pages_are_denied() {
+    let g = Gate::start(Opts::default());
+    let c = guest(&g);
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "GET",
+            "/api/cases/43/versions/3/documents",
+            "scope_mismatch",
+        ),
+        ("GET", "/cases/43/versions/1", "scope_mismatch"),
+        (
+            "GET",
+            "/api/cases/042/versions/3/documents",
+            "scope_mismatch",
+        ),
+        (
+            "GET",
+            "/api/cases/%EF%BC%94%EF%BC%92/versions/3/documents",
+            "scope_mismatch",
+        ),
+        (
+            "GET",
+            "/api/cases/42/versions/2/documents",
+            "scope_mismatch",
+        ),
+        ("GET", "/cases/42/versions/1", "scope_mismatch"),
+        (
+            "POST",
+            "/api/cases/42/versions/3/documents",
+            "method_not_allowed",
+        ),
+        (
+            "PUT",
+            "/api/cases/42/versions/3/documents/1",
+            "method_not_allowed",
+        ),
+        (
+            "PATCH",
+            "/api/cases/42/versions/3/documents/1",
+            "method_not_allowed",
+        ),
+        (
+            "DELETE",
+            "/api/cases/42/versions/3/documents/1",
+            "method_not_allowed",
+        ),
+        ("PATCH", "/api/cases/42/versions/3/metadata", "no_rule"),
+        ("PATCH", "/api/cases/42/versions/3/categories", "no_rule"),
+        ("GET", "/api/cases", "no_rule"),
+        ("GET", "/settings", "no_rule"),
+        ("GET", "/API/cases/42/versions/3/documents", "no_rule"),
+        (
+            "OPTIONS",
+            "/api/cases/42/versions/3/documents",
+            "method_not_allowed",
+        ),
+        (
+            "TRACE",
+            "/api/cases/42/versions/3/documents",
+            "method_not_allowed",
+        ),
+    ];
+    for (method, target, reason) in cases {
+        let r = g.send(method, target, Some(&c), &[]);
+        assert_eq!(r.status, 403, "{method} {target}: {}", r.body);
+        assert_eq!(r.json()["reason"], *reason, "{method} {target}");
+    }
+    assert!(g.app.seen().is_empty(), "the app saw {:?}", g.app.seen());
+}
+
+#[test]
+fn browsers_get_a_readable_page_api_calls_get_json() {
+    let g = Gate::start(Opts::default());
+    let c = guest(&g);
+    let r = g.send(
+        "GET",
+        "/settings",
+        Some(&c),
+        &["Accept: text/html,application/xhtml+xml"],
+    );
+    assert_eq!(r.status, 403);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert!(
+        r.body
+            .contains("<h1>This is not part of what was shared with you</h1>"),
+        "{}",
+        r.body
+    );
+    let id = r.header("x-guestgate-deny-id").unwrap();
+    assert!(r.body.contains(id));
+    let r = g.send("GET", "/settings", Some(&c), &["Accept: application/json"]);
+    assert_denied(&r, "no_rule");
+}
+
+/// One or more raw targets per hostile class (the unit table has the full set).
+const HOSTILE: &[(&str, &str, u16)] = &[
+    (
+        "dot segments",
+        "/api/cases/42/versions/3/documents/../../../43/versions/1/documents",
+        400,
+    ),
+    (
+        "dot segments, encoded",
+        "/api/cases/42/versions/3/%2e%2e/%2E%2E/2/documents",
+        400,
+    ),
+    (
+        "dot segments, mixed",
+        "/api/cases/42/versions/3/documents/.%2e/1",
+        400,
+    ),
+    (
+        "encoded slash",
+        "/api/cases/42%2fversions%2f3/documents",
+        400,
+    ),
+    (
+        "encoded backslash",
+        "/api/cases/42/versions/3/documents/1%5c..%5c2",
+        400,
+    ),
+    (
+        "raw backslash",
+        "/api/cases/42/versions/3/documents/1\\..\\2",
+        400,
+    ),
+    ("double slash", "/api/cases/42/versions/3//documents", 400),
+    (
+        "path parameter",
+        "/api/cases/42;x=1/versions/3/documents",
+        400,
+    ),
+    (
+        "dot-dot-semicolon",
+        "/api/cases/42/versions/3/documents/..;/1",
+        400,
+    ),
+    ("NUL", "/api/cases/42/versions/3/documents/1%00", 400),
+    (
+        "CRLF",
+        "/api/cases/42/versions/3/documents/1%0d%0aX-Injected:%201",
+        400,
+    ),
+    ("bad percent", "/api/cases/42/versions/3/documents/%zz", 400),
+    ("bad UTF-8", "/api/cases/42/versions/3/documents/%ff", 400),
+    (
+        "overlong UTF-8",
+        "/api/cases/42/versions/3/%c0%ae%c0%ae/2",
+        400,
+    ),
+    (
+        "double encoding",
+        "/api/cases/42/versions/3/documents/%252e%252e",
+        400,
+    ),
+    (
+        "encoded fragment",
+        "/api/cases/42/versions/3/documents/1%23x",
+        400,
+    ),
+    (
+        "fragment",
+        "/api/cases/42/versions/3/documents#/../../43",
+        400,
+    ),
+    (
+        "absolute-form",
+        "http://app.test/api/cases/42/versions/3/documents",
+        400,
+    ),
+    ("asterisk-form", "*", 400),
+    (
+        "control in query",
+        "/api/cases/42/versions/3/documents?page=%0a1",
+        400,
+    ),
+];
+
+#[test]
+fn hostile_targets_never_reach_the_app() {
+    let g = Gate::start(Opts::default());
+    let c = guest(&g);
+    for (class, target, status) in HOSTILE {
+        let r = g.send("GET", target, Some(&c), &[]);
+        assert_eq!(r.status, *status, "{class}: {target}: {}", r.body);
+        let j = r.json();
+        assert!(
+            j["reason"].as_str().unwrap().starts_with("target_"),
+            "{class}: {j}"
+        );
+    }
+    let long = format!("/api/cases/42/versions/3/documents/{}", "a".repeat(5000));
+    let r = g.send("GET", &long, Some(&c), &[]);
+    assert_eq!(r.status, 414, "{}", r.body);
+    assert_eq!(r.json()["reason"], "target_too_long");
+    assert!(g.app.seen().is_empty(), "the app saw {:?}", g.app.seen());
+    // one audit line per hostile request, each a reject with a deny id
+    let audit = g.audit_at_least(HOSTILE.len() + 1);
+    assert_eq!(audit.len(), HOSTILE.len() + 1);
+    assert!(audit
+        .iter()
+        .all(|e| e["decision"] == "reject" && e["deny_id"].is_string()));
+}
+
+#[test]
+fn method_overrides_and_repeated_query_keys_are_refused() {
+    let g = Gate::start(Opts::default());
+    let c = guest(&g);
+    let doc = "/api/cases/42/versions/3/documents/1";
+    for h in [
+        "X-HTTP-Method-Override: DELETE",
+        "X-HTTP-Method: DELETE",
+        "X-Method-Override: PUT",
+        "X_HTTP_Method_Override: DELETE",
+    ] {
+        assert_denied(&g.send("GET", doc, Some(&c), &[h]), "method_override");
+    }
+    assert_denied(
+        &g.send("GET", &format!("{doc}?_method=DELETE"), Some(&c), &[]),
+        "method_override",
+    );
+    assert_denied(
+        &g.send("POST", &format!("{doc}?_METHOD=delete"), Some(&c), &[]),
+        "method_override",
+    );
+    let list = "/api/cases/42/versions/3/documents";
+    assert_denied(
+        &g.send("GET", &format!("{list}?page=1&page=2"), Some(&c), &[]),
+        "query_repeated_key",
+    );
+    assert_denied(
+        &g.send("GET", &format!("{list}?case=43"), Some(&c), &[]),
+        "query_key_not_allowed",
+    );
+    assert!(g.app.seen().is_empty());
+}
+
+#[test]
+fn smuggling_shapes_never_reach_the_app_with_or_without_session() {
+    let g = Gate::start(Opts::default());
+    let c = guest(&g);
+    let doc = "/api/cases/42/versions/3/documents";
+    let smuggled = "0\r\n\r\nGET /settings HTTP/1.1\r\nHost: app.test\r\n\r\n";
+    for cookie in [Some(c.as_str()), None] {
+        for framing in [
+            &["Content-Length: 4", "Transfer-Encoding: chunked"][..],
+            &["Transfer-Encoding: chunked", "Content-Length: 60"][..],
+            &["Content-Length: 4", "Content-Length: 5"][..],
+            &["Content-Length: 4", "Content-Length: 4"][..],
+            &["Content_Length: 4"][..],
+        ] {
+            let mut req = request("POST", doc, cookie, framing);
+            req.push_str(smuggled);
+            let r = g.raw(&req);
+            assert_eq!(r.status, 400, "{framing:?}: {}", r.body);
+            // pingora refuses differing Content-Lengths itself, before any filter runs
+            // (empty 400); every other shape is refused by guestgate with its reason.
+            if framing != ["Content-Length: 4", "Content-Length: 5"] {
+                let reason = r.json()["reason"].as_str().unwrap().to_string();
+                assert!(reason.starts_with("framing_"), "{framing:?}: {reason}");
+            }
+        }
+        let r = g.raw(
+            "GET /cases/42/versions/3 HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(r.status, 400);
+    }
+    assert!(g.app.seen().is_empty(), "the app saw {:?}", g.app.seen());
+}
+
+#[test]
+fn forged_expired_and_unsigned_tokens_are_no_session() {
+    use guestgate::session::{unix_now, Claims, SessionKeys};
+    let g = Gate::start(Opts {
+        mode: "guest-only",
+        ..Opts::default()
+    });
+    let doc = "/api/cases/42/versions/3/documents";
+    let other = SessionKeys::new(&[1u8; 32], &[], "guestgate", "guestgate");
+    let forged = other.mint(EMAIL, common::grants(&[S42]), 600).unwrap();
+    let valid = g.keys.mint(EMAIL, common::grants(&[S42]), 600).unwrap();
+    let mut claims: Claims = g.keys.verify(&valid).unwrap();
+    claims.exp = unix_now() - 30;
+    let expired = g.keys.sign(&claims).unwrap();
+    let parts: Vec<&str> = valid.split('.').collect();
+    // {"alg":"none","typ":"guestgate-session+jwt"}
+    let unsigned = format!(
+        "eyJhbGciOiJub25lIiwidHlwIjoiZ3Vlc3RnYXRlLXNlc3Npb24rand0In0.{}.",
+        parts[1]
+    );
+    let wrong_alg = format!(
+        "eyJhbGciOiJIUzUxMiIsInR5cCI6Imd1ZXN0Z2F0ZS1zZXNzaW9uK2p3dCJ9.{}.{}",
+        parts[1], parts[2]
+    );
+    let cases = [
+        (forged, "session_unknown_key"),
+        (expired, "session_expired"),
+        (unsigned, "session_malformed"),
+        (wrong_alg, "session_malformed"),
+        ("not-a-token".to_string(), "session_malformed"),
+    ];
+    for (token, reason) in &cases {
+        let r = g.send("GET", doc, Some(&format!("guestgate_session={token}")), &[]);
+        assert_denied(&r, reason);
+    }
+    // two copies of the cookie (cookie tossing) are no session either
+    let r = g.send(
+        "GET",
+        doc,
+        Some(&format!(
+            "guestgate_session={valid}; guestgate_session={valid}"
+        )),
+        &[],
+    );
+    assert_denied(&r, "session_ambiguous");
+    assert!(g.app.seen().is_empty());
+    // the same valid token alone works
+    let r = g.send("GET", doc, Some(&format!("guestgate_session={valid}")), &[]);
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn mixed_mode_passes_non_guests_through_with_owned_headers_stripped() {
+    let g = Gate::start(Opts::default());
+    let other = guestgate::session::SessionKeys::new(&[1u8; 32], &[], "guestgate", "guestgate");
+    let forged = other.mint(EMAIL, common::grants(&[S42]), 600).unwrap();
+    let spoof = [
+        "X-Guest-Email: ceo@victim.example",
+        "X_Guest_Email: ceo@victim.example",
+        "X-Guest-Share: sh-1",
+        "X-Guest-Scope: 43/1",
+        "X-Forwarded-For: 10.0.0.1",
+    ];
+    let r = g.send("GET", "/settings", None, &spoof);
+    assert_eq!(r.status, 200);
+    let r = g.send(
+        "GET",
+        "/api/cases",
+        Some(&format!("guestgate_session={forged}; sid=staff")),
+        &spoof,
+    );
+    assert_eq!(r.status, 200);
+    let seen = g.app.seen();
+    assert_eq!(seen.len(), 2);
+    for s in &seen {
+        for h in ["x-guest-email", "x-guest-share", "x-guest-scope"] {
+            assert!(
+                !s.has_header_folded(h),
+                "{h} reached the app: {:?}",
+                s.headers
+            );
+        }
+        // not a guest request: the app's own headers are untouched
+        assert_eq!(s.header("x-forwarded-for"), Some("10.0.0.1"));
+    }
+    assert_eq!(seen[1].header("cookie"), Some("sid=staff"));
+    let audit = g.audit_at_least(2);
+    assert_eq!(audit[0]["decision"], "pass");
+    assert_eq!(audit[0]["reason"], "no_session");
+    assert_eq!(audit[1]["reason"], "session_unknown_key");
+}
+
+#[test]
+fn guest_only_mode_denies_requests_without_a_session() {
+    let g = Gate::start(Opts {
+        mode: "guest-only",
+        ..Opts::default()
+    });
+    let r = g.send(
+        "GET",
+        "/cases/42/versions/3",
+        None,
+        &["Accept: text/html", "X-Guest-Email: a@b"],
+    );
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("Open your invitation link"), "{}", r.body);
+    assert_denied(&g.send("GET", "/api/cases", None, &[]), "no_session");
+    assert!(g.app.seen().is_empty());
+}
+
+#[test]
+fn spoofed_identity_and_url_headers_are_replaced_for_guests() {
+    let g = Gate::start(Opts::default());
+    let c = guest(&g);
+    let r = g.send(
+        "GET",
+        "/api/cases/42/versions/3/documents",
+        Some(&c),
+        &[
+            "X-Guest-Email: ceo@victim.example",
+            "x_guest_share: sh-999",
+            "X-Original-URL: /settings",
+            "X-Rewrite-URL: /api/cases",
+            "X-Forwarded-Host: evil.example",
+            "X_Forwarded_Prefix: /admin",
+            "X-Envoy-Original-Path: /settings",
+            "Connection: keep-alive, X-Guest-Email, X-Guest-Share",
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let s = &g.app.seen()[0];
+    assert_eq!(s.header_all("x-guest-email"), [EMAIL]);
+    assert_eq!(s.header_all("x-guest-share"), ["sh-42"]);
+    assert!(!s.has_header_folded("x-guest-share") || s.header_all("x_guest_share").is_empty());
+    for h in [
+        "x-original-url",
+        "x-rewrite-url",
+        "x-forwarded-host",
+        "x-forwarded-prefix",
+        "x-envoy-original-path",
+    ] {
+        assert!(
+            !s.has_header_folded(h),
+            "{h} reached the app: {:?}",
+            s.headers
+        );
+    }
+    assert_eq!(s.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert!(s
+        .header("connection")
+        .is_none_or(|v| !v.to_ascii_lowercase().contains("x-guest")));
+}
+
+#[test]
+fn a_session_with_two_shares_reaches_both_cases_and_no_third() {
+    let g = Gate::start(Opts::default());
+    let c = g.cookie(EMAIL, &[S42, ("sh-7", "7", "1", "collaborator")]);
+    assert_eq!(
+        g.send("GET", "/api/cases/42/versions/3/documents", Some(&c), &[])
+            .status,
+        200
+    );
+    assert_eq!(
+        g.send("GET", "/api/cases/7/versions/1/documents", Some(&c), &[])
+            .status,
+        200
+    );
+    // the collaborator share may edit metadata of case 7, the view-only one not of 42
+    assert_eq!(
+        g.send("PATCH", "/api/cases/7/versions/1/metadata", Some(&c), &[])
+            .status,
+        200
+    );
+    // closest miss: the collaborator rule matched the path, but for case 7
+    assert_denied(
+        &g.send("PATCH", "/api/cases/42/versions/3/metadata", Some(&c), &[]),
+        "scope_mismatch",
+    );
+    assert_denied(
+        &g.send("GET", "/api/cases/43/versions/1/documents", Some(&c), &[]),
+        "scope_mismatch",
+    );
+    assert_denied(
+        &g.send("GET", "/api/cases/7/versions/2/documents", Some(&c), &[]),
+        "scope_mismatch",
+    );
+    let seen = g.app.seen();
+    let targets: Vec<_> = seen
+        .iter()
+        .map(|s| (s.method.as_str(), s.target.as_str()))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("GET", "/api/cases/42/versions/3/documents"),
+            ("GET", "/api/cases/7/versions/1/documents"),
+            ("PATCH", "/api/cases/7/versions/1/metadata"),
+        ]
+    );
+    // identity headers name the share that allowed each request
+    assert_eq!(seen[0].header("x-guest-share"), Some("sh-42"));
+    assert_eq!(seen[1].header("x-guest-share"), Some("sh-7"));
+    assert_eq!(seen[2].header("x-guest-profile"), Some("collaborator"));
+}
+
+#[test]
+fn one_audit_line_per_decision_with_deny_id_and_no_secrets() {
+    let g = Gate::start(Opts::default());
+    let c = guest(&g);
+    let token = c["guestgate_session=".len()..].to_string();
+    assert_eq!(
+        g.send("GET", "/api/cases/42/versions/3/documents/1", Some(&c), &[])
+            .status,
+        200
+    );
+    let deny_id = assert_denied(
+        &g.send(
+            "DELETE",
+            "/api/cases/42/versions/3/documents/1",
+            Some(&c),
+            &[],
+        ),
+        "method_not_allowed",
+    );
+    assert_eq!(g.send("GET", "/x/../y", Some(&c), &[]).status, 400);
+    let audit = g.audit_at_least(3);
+    assert_eq!(audit.len(), 3, "{audit:?}");
+    let (allow, deny, reject) = (&audit[0], &audit[1], &audit[2]);
+    assert_eq!(allow["decision"], "allow");
+    assert_eq!(allow["rule"], "document");
+    assert_eq!(allow["status"], 200);
+    assert_eq!(allow["guest"], EMAIL);
+    assert_eq!(allow["share"], "sh-42");
+    assert_eq!(allow["case"], "42");
+    assert_eq!(allow["version"], "3");
+    assert_eq!(allow["path"], "/api/cases/42/versions/3/documents/1");
+    assert_eq!(allow["client_ip"], "127.0.0.1");
+    assert!(allow["deny_id"].is_null());
+    assert!(allow["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(deny["decision"], "deny");
+    assert_eq!(deny["status"], 403);
+    assert_eq!(deny["method"], "DELETE");
+    assert_eq!(deny["deny_id"], deny_id.as_str());
+    assert_eq!(deny["reason"], "method_not_allowed");
+    assert_eq!(reject["decision"], "reject");
+    assert_eq!(reject["reason"], "target_dot_segment");
+    let everything = format!(
+        "{}\n{}",
+        std::fs::read_to_string(g.dir.path().join("audit.log")).unwrap(),
+        g.stderr_text()
+    );
+    assert!(!everything.contains(&token), "the session token was logged");
+    let key = std::fs::read_to_string(g.dir.path().join("session.key")).unwrap();
+    assert!(
+        !everything.contains(key.trim()),
+        "the signing key was logged"
+    );
+}
+
+#[test]
+fn serve_check_reports_policy_errors_with_file_line_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let pol = dir.path().join("policies");
+    std::fs::create_dir(&pol).unwrap();
+    std::fs::write(pol.join("bad.toml"), "name = \"bad\"\n\n[[rule]]\nname = \"x\"\nmethods = [\"GET\"]\npath = \"/a/{cse}\"\nrewrite = \"/b/{case}/{doc}\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("g.toml"),
+        "[upstream]\naddress = \"127.0.0.1:1\"\n[policies]\ndir = \"policies\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guestgate"))
+        .args(["serve", "--check", "--config"])
+        .arg(dir.path().join("g.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:7: key `rule[0].rewrite`: unknown placeholder `{doc}`"),
+        "{err}"
+    );
+
+    std::fs::write(
+        dir.path().join("g.toml"),
+        "[upstream]\naddress = \"127.0.0.1:1\"\nport = 3\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guestgate"))
+        .args(["serve", "--check", "--config"])
+        .arg(dir.path().join("g.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("g.toml:3") && err.contains("port"), "{err}");
+}
