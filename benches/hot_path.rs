@@ -1,1 +1,94 @@
-fn main() {}
+//! Criterion benches of the per-request hot path: target canonicalisation, policy
+//! evaluation (one RegexSet pass), JWT verification, and the whole decision, with a
+//! do-nothing baseline (framing inspection alone) measured in the same run.
+//!
+//! cargo bench --bench hot_path
+
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use guestgate::config::Mode;
+use guestgate::decision::{Gate, RequestFacts};
+use guestgate::policy::{PolicySet, Scope};
+use guestgate::session::{unix_now, SessionKeys, ShareGrant};
+use guestgate::target::CanonicalTarget;
+
+fn hot_path(c: &mut Criterion) {
+    let policies = PolicySet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let keys = SessionKeys::new(&[7u8; 32], &[], "guestgate", "guestgate");
+    let grant = ShareGrant {
+        id: "sh-42".into(),
+        case: "42".into(),
+        version: "3".into(),
+        profile: "view-only".into(),
+        exp: unix_now() + 3600,
+    };
+    let token = keys
+        .mint("g@example.com", vec![grant], 3600)
+        .unwrap_or_default();
+    let cookie = format!("guestgate_session={token}");
+    let target = "/api/cases/42/versions/3/documents/17/content";
+    let head = format!(
+        "GET {target} HTTP/1.1\r\nHost: app.test\r\nAccept: application/json\r\nCookie: {cookie}\r\n\r\n"
+    );
+    let gate = Gate {
+        mode: Mode::Mixed,
+        max_target_length: 4096,
+        cookie_name: "guestgate_session".into(),
+        keys: SessionKeys::new(&[7u8; 32], &[], "guestgate", "guestgate"),
+        policies: Arc::new(policies.clone()),
+    };
+    let profile = policies
+        .get("view-only")
+        .unwrap_or_else(|| panic!("view-only"));
+    let canonical =
+        CanonicalTarget::parse(target.as_bytes(), 4096).unwrap_or_else(|e| panic!("{e}"));
+    let scope = Scope {
+        case: "42",
+        version: "3",
+    };
+
+    c.bench_function("baseline: framing inspect", |b| {
+        b.iter(|| guestgate::framing::inspect(std::hint::black_box(head.as_bytes())).is_ok())
+    });
+    c.bench_function("target canonicalise", |b| {
+        b.iter(|| CanonicalTarget::parse(std::hint::black_box(target.as_bytes()), 4096).is_ok())
+    });
+    c.bench_function("policy evaluate (allow, 8 rules)", |b| {
+        b.iter(|| {
+            profile
+                .evaluate("GET", std::hint::black_box(&canonical), scope)
+                .is_ok()
+        })
+    });
+    c.bench_function("policy evaluate (deny, no rule)", |b| {
+        let t = CanonicalTarget::parse(b"/settings/users", 4096).unwrap_or_else(|e| panic!("{e}"));
+        b.iter(|| {
+            profile
+                .evaluate("GET", std::hint::black_box(&t), scope)
+                .is_err()
+        })
+    });
+    c.bench_function("jwt verify", |b| {
+        b.iter(|| gate.keys.verify(std::hint::black_box(&token)).is_ok())
+    });
+    c.bench_function("decide (allowed guest request)", |b| {
+        b.iter(|| {
+            let facts = RequestFacts {
+                raw_head: head.as_bytes(),
+                method: "GET",
+                cookies: vec![cookie.as_bytes()],
+                header_names: vec!["host", "accept", "cookie"],
+            };
+            matches!(
+                gate.decide(&facts, unix_now()),
+                guestgate::decision::Verdict::Allow(_)
+            )
+        })
+    });
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing guestgate needs on a Debian/Ubuntu machine with Rust:
-# cmake (pingora's zlib-ng build), redis-server (Redis-backed tests), wrk (load runs).
+# cmake (pingora's zlib-ng build), redis-server (Redis-backed tests), wrk, curl and bc
+# (demo and load runs).
 # Safe to run repeatedly: only missing packages are installed.
 set -euo pipefail
 
@@ -9,6 +10,8 @@ command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v bc >/dev/null 2>&1 || need+=(bc)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

@@ -220,12 +220,9 @@ impl Gate {
         };
         if target.has_method_override_key()
             || facts.header_names.iter().any(|n| {
-                METHOD_OVERRIDE_HEADERS.iter().any(|o| {
-                    n.len() == o.len()
-                        && n.bytes()
-                            .zip(o.bytes())
-                            .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
-                })
+                METHOD_OVERRIDE_HEADERS
+                    .iter()
+                    .any(|o| framing::same_header(n.as_bytes(), o))
             })
         {
             return deny("method_override", guest);

@@ -73,18 +73,12 @@ pub fn inspect(raw: &[u8]) -> Result<RawHead<'_>, FramingError> {
         };
         let name = &line[..colon];
         let value = trim(&line[colon + 1..]);
-        let canon = |n: &[u8], want: &str| {
-            n.len() == want.len()
-                && n.iter()
-                    .zip(want.bytes())
-                    .all(|(&a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
-        };
         for (want, counter) in [
             ("content-length", &mut cl),
             ("transfer-encoding", &mut te),
             ("host", &mut host),
         ] {
-            if canon(name, want) {
+            if same_header(name, want) {
                 if name.contains(&b'_') {
                     return Err(FramingError::ConfusableHeaderName);
                 }
@@ -111,6 +105,17 @@ pub fn inspect(raw: &[u8]) -> Result<RawHead<'_>, FramingError> {
         target,
         has_body: te > 0 || body_length_nonzero,
     })
+}
+
+/// Whether a header name, as sent, is `canonical` (lower-case, `-`-separated) when read
+/// case-insensitively with `_` as `-`: the way CGI-style backends (`HTTP_X_GUEST_EMAIL`)
+/// see it. Every check on a header name that matters for security goes through this.
+pub fn same_header(name: &[u8], canonical: &str) -> bool {
+    name.len() == canonical.len()
+        && name
+            .iter()
+            .zip(canonical.bytes())
+            .all(|(&a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
 }
 
 fn trim(v: &[u8]) -> &[u8] {

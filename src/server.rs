@@ -80,20 +80,24 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
     });
     readiness.set_policies_loaded(true);
 
-    let mut conf = ServerConf::default();
-    conf.threads = config.threads;
-    // Below Kubernetes' 30 s termination grace, so a rollout never hangs on us.
-    conf.grace_period_seconds = Some(5);
-    conf.graceful_shutdown_timeout_seconds = Some(5);
     let tag = config.listen.port();
-    conf.pid_file = std::env::temp_dir()
-        .join(format!("guestgate-{tag}.pid"))
-        .display()
-        .to_string();
-    conf.upgrade_sock = std::env::temp_dir()
-        .join(format!("guestgate-{tag}-upgrade.sock"))
-        .display()
-        .to_string();
+    let tmp = std::env::temp_dir();
+    let conf = ServerConf {
+        threads: config.threads,
+        // Below Kubernetes' 30 s termination grace, so a rollout never hangs on us.
+        grace_period_seconds: Some(5),
+        graceful_shutdown_timeout_seconds: Some(5),
+        // Per listen port, so several instances on one host do not share these files.
+        pid_file: tmp
+            .join(format!("guestgate-{tag}.pid"))
+            .display()
+            .to_string(),
+        upgrade_sock: tmp
+            .join(format!("guestgate-{tag}-upgrade.sock"))
+            .display()
+            .to_string(),
+        ..ServerConf::default()
+    };
     let mut server = Server::new_with_opt_and_conf(None, conf);
 
     let proxy = GuestGateProxy::new(

@@ -101,8 +101,7 @@ impl CanonicalTarget {
         if raw.contains(&b';') {
             return Err(TargetError::Semicolon);
         }
-        if let Some(&bad) = raw.iter().find(|&&b| !raw_byte_allowed(b)) {
-            let _ = bad;
+        if !raw.iter().all(|&b| raw_byte_allowed(b)) {
             return Err(TargetError::ForbiddenByte);
         }
         let (raw_path, raw_query) = match raw.iter().position(|&b| b == b'?') {

@@ -653,3 +653,50 @@ fn serve_check_reports_policy_errors_with_file_line_and_rule() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("g.toml:3") && err.contains("port"), "{err}");
 }
+
+#[test]
+fn rewrites_and_profile_header_removals_shape_what_the_app_receives() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("legacy.toml"),
+        r#"
+name = "legacy"
+
+[[rule]]
+name = "old-viewer"
+methods = ["GET"]
+regex = '^/legacy/(?P<case>[0-9]+)/(?P<doc>[a-z0-9-]+)$'
+rewrite = "/api/cases/{case}/versions/{version}/documents/{doc}"
+query.allow = ["page"]
+
+[upstream]
+set_headers = { "X-Guest-Email" = "{guest.email}", "X-Guest-Rule" = "{rule}" }
+remove_headers = ["Authorization"]
+"#,
+    )
+    .unwrap();
+    let g = Gate::start(Opts {
+        policies: Some(dir.path().to_path_buf()),
+        ..Opts::default()
+    });
+    let c = g.cookie(EMAIL, &[("sh-l", "42", "3", "legacy")]);
+    let r = g.send(
+        "GET",
+        "/legacy/42/intake-form?page=%32",
+        Some(&c),
+        &["Authorization: Bearer app-token"],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_denied(
+        &g.send("GET", "/legacy/43/intake-form", Some(&c), &[]),
+        "scope_mismatch",
+    );
+    let seen = g.app.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].target,
+        "/api/cases/42/versions/3/documents/intake-form?page=2"
+    );
+    assert_eq!(seen[0].header("x-guest-rule"), Some("old-viewer"));
+    assert!(seen[0].header("authorization").is_none());
+}

@@ -5,6 +5,7 @@
 use http::HeaderName;
 use pingora::http::RequestHeader;
 
+use crate::framing::same_header;
 use crate::session;
 
 /// Headers removed from every guest request: URL overrides some frameworks trust,
@@ -31,19 +32,6 @@ const GUEST_STRIP: &[&str] = &[
 /// `-Host`, `-Proto`, `-Prefix`, `-Uri`, ...).
 const GUEST_STRIP_PREFIX: &str = "x-forwarded-";
 
-/// Lower-case with `_` read as `-`: the spelling a CGI-style backend would see.
-fn folded(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b == b'_' {
-                '-'
-            } else {
-                b.to_ascii_lowercase() as char
-            }
-        })
-        .collect()
-}
-
 /// Which headers guestgate owns, and its cookie.
 #[derive(Debug, Clone)]
 pub struct HeaderRules {
@@ -54,7 +42,11 @@ pub struct HeaderRules {
 impl HeaderRules {
     /// Owned = every header a profile sets plus the configured extras.
     pub fn new(owned: impl IntoIterator<Item = HeaderName>, cookie_name: &str) -> Self {
-        let mut owned: Vec<String> = owned.into_iter().map(|h| folded(h.as_str())).collect();
+        // HeaderName is already lower-case; a profile's header with `_` is refused at load.
+        let mut owned: Vec<String> = owned
+            .into_iter()
+            .map(|h| h.as_str().replace('_', "-"))
+            .collect();
         owned.sort();
         owned.dedup();
         Self {
@@ -65,7 +57,7 @@ impl HeaderRules {
 
     /// For every request: drop guestgate's cookie and any incoming owned header.
     pub fn strip_owned(&self, req: &mut RequestHeader) {
-        self.remove_where(req, |f| self.owned.iter().any(|o| o == f));
+        self.remove_where(req, |n| self.owned.iter().any(|o| same_header(n, o)));
         let cookies: Vec<Vec<u8>> = req
             .headers
             .get_all("cookie")
@@ -86,16 +78,18 @@ impl HeaderRules {
 
     /// For guest requests only: drop URL-override, client-identity and hop headers.
     pub fn strip_guest(&self, req: &mut RequestHeader) {
-        self.remove_where(req, |f| {
-            GUEST_STRIP.contains(&f) || f.starts_with(GUEST_STRIP_PREFIX)
+        self.remove_where(req, |n| {
+            GUEST_STRIP.iter().any(|g| same_header(n, g))
+                || (n.len() > GUEST_STRIP_PREFIX.len()
+                    && same_header(&n[..GUEST_STRIP_PREFIX.len()], GUEST_STRIP_PREFIX))
         });
     }
 
-    fn remove_where(&self, req: &mut RequestHeader, drop: impl Fn(&str) -> bool) {
+    fn remove_where(&self, req: &mut RequestHeader, drop: impl Fn(&[u8]) -> bool) {
         let doomed: Vec<HeaderName> = req
             .headers
             .keys()
-            .filter(|k| drop(&folded(k.as_str())))
+            .filter(|k| drop(k.as_str().as_bytes()))
             .cloned()
             .collect();
         for name in doomed {

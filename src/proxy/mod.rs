@@ -107,7 +107,12 @@ impl ProxyHttp for GuestGateProxy {
             Verdict::Deny { reason, guest, .. } => {
                 // Close when a body was announced: it is never read, so it must not be
                 // taken for the next request on this connection.
-                let has_body = crate::framing::inspect(&raw_head).map_or(true, |h| h.has_body);
+                let req = session.req_header();
+                let has_body = req.headers.contains_key("transfer-encoding")
+                    || req
+                        .headers
+                        .get("content-length")
+                        .is_some_and(|v| v.as_bytes() != b"0");
                 response::send(
                     session,
                     Answer::Forbidden,
