@@ -70,6 +70,7 @@ async fn main() -> std::io::Result<()> {
     println!("sample app listening on {}", listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
         let recorder = recorder.clone();
         tokio::spawn(async move {
             let _ = serve(stream, recorder).await;
@@ -101,10 +102,12 @@ async fn serve(mut stream: TcpStream, recorder: Recorder) -> std::io::Result<()>
             reason(status),
             body.len()
         );
-        stream.write_all(head.as_bytes()).await?;
+        // One write per response: a separate body write would meet Nagle + delayed ACK.
+        let mut out = head.into_bytes();
         if req.method != "HEAD" {
-            stream.write_all(body.as_bytes()).await?;
+            out.extend_from_slice(body.as_bytes());
         }
+        stream.write_all(&out).await?;
     }
 }
 
