@@ -12,6 +12,7 @@ use guestgate::config::Mode;
 use guestgate::decision::{Gate, RequestFacts};
 use guestgate::policy::{PolicySet, Scope};
 use guestgate::session::{unix_now, SessionKeys, ShareGrant};
+use guestgate::store::{Share, ShareIndex, ShareStatus};
 use guestgate::target::CanonicalTarget;
 
 fn hot_path(c: &mut Criterion) {
@@ -33,12 +34,31 @@ fn hot_path(c: &mut Criterion) {
     let head = format!(
         "GET {target} HTTP/1.1\r\nHost: app.test\r\nAccept: application/json\r\nCookie: {cookie}\r\n\r\n"
     );
+    let index = ShareIndex::default();
+    index.upsert(&Share {
+        id: "sh-42".into(),
+        email: "g@example.com".into(),
+        case: "42".into(),
+        version: "3".into(),
+        profile: "view-only".into(),
+        created_by: "bench".into(),
+        created_at: 0,
+        expires_at: unix_now() + 3600,
+        status: ShareStatus::Active,
+        accepted_at: Some(0),
+        revoked_at: None,
+        revoked_by: None,
+        failures: 0,
+        locked: false,
+        sends: vec![],
+    });
     let gate = Gate {
         mode: Mode::Mixed,
         max_target_length: 4096,
         cookie_name: "guestgate_session".into(),
         keys: SessionKeys::new(&[7u8; 32], &[], "guestgate", "guestgate"),
         policies: Arc::new(policies.clone()),
+        index: Arc::new(index),
     };
     let profile = policies
         .get("view-only")

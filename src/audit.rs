@@ -68,6 +68,71 @@ pub struct DecisionEvent<'a> {
     pub latency_ms: f64,
 }
 
+/// One admin API action.
+#[derive(Debug, Serialize)]
+pub struct AdminEvent<'a> {
+    /// RFC 3339 time.
+    pub ts: String,
+    /// Always `admin`.
+    pub kind: &'static str,
+    /// Request id.
+    pub request_id: &'a str,
+    /// API key name (`-` when unauthenticated).
+    pub actor: &'a str,
+    /// `share.create`, `share.revoke`, `guest.revoke`, `share.list`, ...
+    pub action: &'a str,
+    /// Status returned.
+    pub status: u16,
+    /// Reason label for refusals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+    /// Share concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<&'a str>,
+    /// Guest concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<&'a str>,
+    /// Case of the share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case: Option<&'a str>,
+    /// Version of the share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<&'a str>,
+    /// Shares affected (guest-wide revocation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+}
+
+/// One event of the guest's code challenge.
+#[derive(Debug, Serialize)]
+pub struct ChallengeEvent<'a> {
+    /// RFC 3339 time.
+    pub ts: String,
+    /// Always `challenge`.
+    pub kind: &'static str,
+    /// Request id.
+    pub request_id: &'a str,
+    /// `page`, `code_sent`, `verified`, `failed`, `locked`, `resend_refused`, `invalid_link`, `logout`, ...
+    pub event: &'a str,
+    /// Status returned.
+    pub status: u16,
+    /// Share (never the link token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<&'a str>,
+    /// Guest email.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<&'a str>,
+    /// Case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case: Option<&'a str>,
+    /// Version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<&'a str>,
+    /// Client address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+}
+
 /// Collects audit lines for the writer thread.
 pub struct AuditSink {
     shared: Arc<Shared>,

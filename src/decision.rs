@@ -10,6 +10,7 @@ use crate::config::Mode;
 use crate::framing;
 use crate::policy::{Bindings, DenyReason, PolicySet, Scope, Var};
 use crate::session::{self, CookieLookup, SessionKeys, ShareGrant};
+use crate::store::ShareIndex;
 use crate::target::CanonicalTarget;
 
 /// Header names clients use to override the method; refused for guests.
@@ -123,6 +124,8 @@ pub struct Gate {
     pub keys: SessionKeys,
     /// Compiled policies.
     pub policies: Arc<PolicySet>,
+    /// Local share states: the allow-list of usable shares.
+    pub index: Arc<ShareIndex>,
 }
 
 struct IdentityBindings<'a> {
@@ -146,17 +149,21 @@ impl Bindings for IdentityBindings<'_> {
     }
 }
 
-/// A share that cannot be used, ranked with policy denials for the closest-miss report.
+/// Why one share did not allow the request, ranked for the closest-miss report: a
+/// share whose rules would allow the request but which is revoked or expired explains
+/// a denial better than any other share's policy miss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Miss {
-    ShareExpired,
     ProfileUnknown,
     Policy(DenyReason),
+    ShareExpired,
+    ShareInactive,
 }
 
 impl Miss {
     fn label(self) -> &'static str {
         match self {
+            Self::ShareInactive => "share_inactive",
             Self::ShareExpired => "share_expired",
             Self::ProfileUnknown => "profile_unknown",
             Self::Policy(r) => r.label(),
@@ -230,48 +237,50 @@ impl Gate {
 
         let mut closest: Option<(Miss, &ShareGrant)> = None;
         for share in &claims.shares {
-            let outcome: Result<(), Miss> = if share.exp <= now {
-                Err(Miss::ShareExpired)
-            } else if let Some(profile) = self.policies.get(&share.profile) {
-                let scope = Scope {
-                    case: &share.case,
-                    version: &share.version,
-                };
-                match profile.evaluate(facts.method, &target, scope) {
-                    Ok(allowed) => {
-                        let rule = &profile.rules[allowed.rule];
-                        let path = allowed.rewritten_path.as_deref().unwrap_or(&target.path);
-                        let forward = target.to_target_with_path(path);
-                        let Ok(uri) = forward.parse::<http::Uri>() else {
-                            // Canonical targets always parse; refuse rather than guess if not.
-                            return deny("target_unforwardable", guest);
-                        };
-                        let bindings = IdentityBindings {
-                            email: &guest.email,
-                            share,
-                            rule: &rule.name,
-                        };
-                        let mut set_headers = Vec::with_capacity(profile.set_headers.len());
-                        for (name, template) in &profile.set_headers {
-                            match HeaderValue::from_str(&template.render(&bindings)) {
-                                Ok(v) => set_headers.push((name.clone(), v)),
-                                Err(_) => return deny("header_value_invalid", guest),
+            let outcome: Result<(), Miss> = match self.policies.get(&share.profile) {
+                None => Err(Miss::ProfileUnknown),
+                Some(profile) => {
+                    let scope = Scope {
+                        case: &share.case,
+                        version: &share.version,
+                    };
+                    match profile.evaluate(facts.method, &target, scope) {
+                        Err(reason) => Err(Miss::Policy(reason)),
+                        Ok(_) if share.exp <= now => Err(Miss::ShareExpired),
+                        // Revoked, unknown to this instance, or not yet verified: never allow.
+                        Ok(_) if !self.index.admit(&share.id, now) => Err(Miss::ShareInactive),
+                        Ok(allowed) => {
+                            let rule = &profile.rules[allowed.rule];
+                            let path = allowed.rewritten_path.as_deref().unwrap_or(&target.path);
+                            let forward = target.to_target_with_path(path);
+                            let Ok(uri) = forward.parse::<http::Uri>() else {
+                                // Canonical targets always parse; refuse rather than guess if not.
+                                return deny("target_unforwardable", guest);
+                            };
+                            let bindings = IdentityBindings {
+                                email: &guest.email,
+                                share,
+                                rule: &rule.name,
+                            };
+                            let mut set_headers = Vec::with_capacity(profile.set_headers.len());
+                            for (name, template) in &profile.set_headers {
+                                match HeaderValue::from_str(&template.render(&bindings)) {
+                                    Ok(v) => set_headers.push((name.clone(), v)),
+                                    Err(_) => return deny("header_value_invalid", guest),
+                                }
                             }
+                            guest.share = Some(share.clone());
+                            guest.rule = Some(rule.name.clone());
+                            return Verdict::Allow(Box::new(AllowedRequest {
+                                guest,
+                                path: target.path.clone(),
+                                target: uri,
+                                set_headers,
+                                remove_headers: profile.remove_headers.clone(),
+                            }));
                         }
-                        guest.share = Some(share.clone());
-                        guest.rule = Some(rule.name.clone());
-                        return Verdict::Allow(Box::new(AllowedRequest {
-                            guest,
-                            path: target.path.clone(),
-                            target: uri,
-                            set_headers,
-                            remove_headers: profile.remove_headers.clone(),
-                        }));
                     }
-                    Err(reason) => Err(Miss::Policy(reason)),
                 }
-            } else {
-                Err(Miss::ProfileUnknown)
             };
             if let Err(miss) = outcome {
                 if closest.is_none_or(|(m, _)| miss > m) {

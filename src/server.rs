@@ -11,14 +11,19 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
+use crate::admin::api::AdminApi;
 use crate::admin::{AdminApp, Readiness};
 use crate::audit::AuditSink;
 use crate::config::Config;
 use crate::decision::Gate;
+use crate::mail::LettreMailer;
+use crate::otp::CodeKey;
 use crate::policy::PolicySet;
 use crate::proxy::headers::HeaderRules;
-use crate::proxy::GuestGateProxy;
-use crate::session::SessionKeys;
+use crate::proxy::{GuestGateProxy, ProxyParts};
+use crate::session::{load_or_create_key, SessionKeys};
+use crate::shares::Shares;
+use crate::store::{EmbeddedStore, ShareIndex};
 
 /// Resolves the app's address once at start (no DNS on the request path).
 fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
@@ -58,6 +63,33 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
         keys,
         upstream,
     } = check(config)?;
+    let policies = Arc::new(policies);
+    let store = EmbeddedStore::open(&config.store_path).with_context(|| {
+        format!(
+            "cannot open the share store {}",
+            config.store_path.display()
+        )
+    })?;
+    let mailer = LettreMailer::new(&config.mail_from, &config.mail).context("mail settings")?;
+    // Codes are keyed with a secret derived from the session key, domain-separated.
+    let code_key = CodeKey::derive(&load_or_create_key(&config.session.key_file)?);
+    let index = Arc::new(ShareIndex::default());
+    let shares = Arc::new(Shares::new(
+        Arc::new(store),
+        Arc::clone(&index),
+        Arc::new(mailer),
+        code_key,
+        Arc::clone(&policies),
+        config.guest.clone(),
+    ));
+    // Fill the local index before the first request: it is an allow-list.
+    let loaded = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start-up runtime")?
+        .block_on(shares.load_index())
+        .context("cannot read the share store")?;
+    tracing::info!(shares = loaded, "share index loaded");
     let audit = Arc::new(
         AuditSink::start(config.audit.path.as_deref(), config.audit.flush_interval)
             .context("cannot open the audit stream")?,
@@ -76,7 +108,8 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
         max_target_length: config.max_target_length,
         cookie_name: config.session.wire_cookie_name(),
         keys,
-        policies: Arc::new(policies),
+        policies,
+        index,
     });
     readiness.set_policies_loaded(true);
 
@@ -100,19 +133,26 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
 
-    let proxy = GuestGateProxy::new(
+    let api = AdminApi::new(
+        Arc::clone(&shares),
+        config.api_keys.clone(),
+        Arc::clone(&audit),
+    );
+    let proxy = GuestGateProxy::new(ProxyParts {
         gate,
         headers,
         upstream,
-        config.upstream.clone(),
+        upstream_cfg: config.upstream.clone(),
         audit,
-        config.audit.include_pass_through,
-    );
+        audit_pass_through: config.audit.include_pass_through,
+        shares,
+        session_cfg: config.session.clone(),
+    });
     let mut proxy_service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
     proxy_service.add_tcp(&config.listen.to_string());
     let mut admin = Service::new(
         "guestgate admin".to_string(),
-        HttpServer::new_app(AdminApp::new(readiness)),
+        HttpServer::new_app(AdminApp::new(readiness, api, config.admin_max_body)),
     );
     admin.add_tcp(&config.admin.to_string());
     server.add_service(proxy_service);

@@ -213,6 +213,18 @@ fn parse_query(raw: &[u8]) -> Result<Vec<(String, String)>, TargetError> {
     Ok(pairs)
 }
 
+/// Parses an `application/x-www-form-urlencoded` body with the same strict rules as a
+/// query string.
+pub fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, TargetError> {
+    if body
+        .iter()
+        .any(|&b| !raw_byte_allowed(b) || b == b'#' || b == b';')
+    {
+        return Err(TargetError::ForbiddenByte);
+    }
+    parse_query(body)
+}
+
 fn decode_query_part(raw: &[u8]) -> Result<String, TargetError> {
     let decoded = percent_decode(raw, true)?;
     // `#` decoded from %23 is listed among attack shapes (DESIGN §3); control bytes

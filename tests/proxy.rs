@@ -636,7 +636,7 @@ fn serve_check_reports_policy_errors_with_file_line_and_rule() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("bad.toml:7: key `rule[0].rewrite`: unknown placeholder `{doc}`"),
+        err.contains("bad.toml:7: key `rule[0].rewrite`: rule \"x\": unknown placeholder `{doc}`"),
         "{err}"
     );
 

@@ -1,6 +1,8 @@
 //! The admin listener (its own address, default 127.0.0.1:9190): `/healthz` says the
-//! process is up, `/readyz` says it can serve guests. The admin API and `/metrics`
-//! join it here.
+//! process is up, `/readyz` says it can serve guests, `/admin/v1/...` is the admin API
+//! (see `api.rs`).
+
+pub mod api;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,12 +33,35 @@ impl Readiness {
 /// The admin HTTP app.
 pub struct AdminApp {
     readiness: Arc<Readiness>,
+    api: api::AdminApi,
+    max_body: usize,
 }
 
 impl AdminApp {
-    /// A new admin app reporting on `readiness`.
-    pub fn new(readiness: Arc<Readiness>) -> Self {
-        Self { readiness }
+    /// A new admin app reporting on `readiness` and serving `api`.
+    pub fn new(readiness: Arc<Readiness>, api: api::AdminApi, max_body: usize) -> Self {
+        Self {
+            readiness,
+            api,
+            max_body,
+        }
+    }
+}
+
+/// Reads the body up to `max` bytes; `None` when it is larger.
+async fn read_body(session: &mut ServerSession, max: usize) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max {
+                    return None;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Some(body),
+            Err(_) => return Some(Vec::new()),
+        }
     }
 }
 
@@ -54,8 +79,8 @@ fn json(status: u16, body: serde_json::Value) -> Response<Vec<u8>> {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let path = session.req_header().uri.path();
-        match path {
+        let path = session.req_header().uri.path().to_string();
+        match path.as_str() {
             "/healthz" => json(200, serde_json::json!({"status": "ok"})),
             "/readyz" => {
                 if self.readiness.is_ready() {
@@ -64,10 +89,33 @@ impl ServeHttp for AdminApp {
                     json(503, serde_json::json!({"status": "not_ready"}))
                 }
             }
-            _ => json(
-                404,
-                serde_json::json!({"error": "not_found", "reason": "no such admin route"}),
-            ),
+            _ => {
+                let Some(body) = read_body(session, self.max_body).await else {
+                    session.set_keepalive(None);
+                    return json(
+                        413,
+                        serde_json::json!({"error": "too_large", "reason": format!("request bodies are limited to {} bytes", self.max_body)}),
+                    );
+                };
+                let req = session.req_header();
+                let request_id = crate::session::random_hex(8);
+                let call = api::Call {
+                    method: req.method.as_str(),
+                    target: req.raw_path(),
+                    authorization: req.headers.get("authorization").map(|v| v.as_bytes()),
+                    body: &body,
+                    request_id: &request_id,
+                };
+                let reply = self.api.handle(&call).await;
+                match reply.body {
+                    Some(b) => json(reply.status, b),
+                    None => Response::builder()
+                        .status(reply.status)
+                        .header("cache-control", "no-store")
+                        .body(Vec::new())
+                        .unwrap_or_default(),
+                }
+            }
         }
     }
 }

@@ -88,6 +88,51 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// An admin API key role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Create, read and revoke shares; no organisation-wide guest listing or revocation.
+    Sharer,
+}
+
+/// One admin API key (its SHA-256, never the key).
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    /// Name shown in audit events as the actor.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// SHA-256 of the key, 32 bytes.
+    pub sha256: [u8; 32],
+}
+
+/// Guest-facing pages and share/code lifetimes.
+#[derive(Debug, Clone)]
+pub struct GuestConfig {
+    /// Path prefix of guestgate's own pages (`/_guestgate`).
+    pub prefix: String,
+    /// Public origin and base, e.g. `https://cases.example.com` (links, Origin checks).
+    pub public_url: String,
+    /// Where a verified guest lands; `{case}` and `{version}` are filled in.
+    pub landing: String,
+    /// Code lifetime.
+    pub code_lifetime: Duration,
+    /// Share lifetime when the request names none.
+    pub default_share_lifetime: Duration,
+    /// Longest share lifetime accepted.
+    pub max_share_lifetime: Duration,
+    /// Minimum time between two code sends for one share.
+    pub resend_interval: Duration,
+    /// Code sends per share per hour.
+    pub sends_per_hour: usize,
+    /// Code checks per client IP per minute.
+    pub verify_per_ip_per_minute: u32,
+    /// `Lax` or `Strict`.
+    pub same_site: &'static str,
+}
+
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -113,8 +158,20 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Logs.
     pub log: LogConfig,
-    /// Admin listener (`/healthz`, `/readyz`).
+    /// Admin listener (`/healthz`, `/readyz`, admin API).
     pub admin: SocketAddr,
+    /// Admin API keys.
+    pub api_keys: Vec<ApiKey>,
+    /// Largest admin request body.
+    pub admin_max_body: usize,
+    /// Embedded store file.
+    pub store_path: PathBuf,
+    /// Guest pages.
+    pub guest: GuestConfig,
+    /// Sender address.
+    pub mail_from: String,
+    /// Mail transport.
+    pub mail: crate::mail::MailTransport,
 }
 
 impl Config {
@@ -172,8 +229,9 @@ impl Located<'_> {
 }
 
 fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, SourceErrors> {
-    let mut errors = Vec::new();
-    let mut err = |key: &str, msg: String| errors.push(at.error(key, msg));
+    // A RefCell so the small validation helpers below can all report errors.
+    let errors = std::cell::RefCell::new(Vec::new());
+    let err = |key: &str, msg: String| errors.borrow_mut().push(at.error(key, msg));
     let resolve = |p: &str| {
         let p = Path::new(p);
         if p.is_absolute() {
@@ -194,7 +252,7 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
             Mode::GuestOnly
         }
     };
-    let mut addr = |key: &str, value: Option<String>, default: &str| -> SocketAddr {
+    let addr = |key: &str, value: Option<String>, default: &str| -> SocketAddr {
         let v = value.unwrap_or_else(|| default.to_string());
         v.parse().unwrap_or_else(|_| {
             err(key, format!("`{v}` is not an address like 127.0.0.1:8080"));
@@ -220,7 +278,7 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
             format!("`{upstream_address}` needs a port (host:port)"),
         );
     }
-    let mut duration = |key: &str, value: Option<String>, default: &str| -> Duration {
+    let duration = |key: &str, value: Option<String>, default: &str| -> Duration {
         let v = value.unwrap_or_else(|| default.to_string());
         match humantime::parse_duration(&v) {
             Ok(d) if !d.is_zero() => d,
@@ -296,6 +354,164 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
         p => Some(resolve(p)),
     };
 
+    let mut api_keys = Vec::new();
+    for (i, k) in raw.admin.keys.unwrap_or_default().into_iter().enumerate() {
+        let key = format!("admin.keys[{i}]");
+        let role = match k.role.as_str() {
+            "admin" => Role::Admin,
+            "sharer" => Role::Sharer,
+            other => {
+                err(
+                    &format!("{key}.role"),
+                    format!("`{other}` is not a role; use `admin` or `sharer`"),
+                );
+                continue;
+            }
+        };
+        let mut sha = [0u8; 32];
+        match hex::decode(k.sha256.trim()) {
+            Ok(b) if b.len() == 32 => sha.copy_from_slice(&b),
+            _ => {
+                err(
+                    &format!("{key}.sha256"),
+                    "must be the 64-hex-digit SHA-256 of the key (`guestgate admin new-key` prints one)".into(),
+                );
+                continue;
+            }
+        }
+        if k.name.is_empty() {
+            err(
+                &format!("{key}.name"),
+                "an API key needs a name (it is the actor in audit events)".into(),
+            );
+        }
+        api_keys.push(ApiKey {
+            name: k.name,
+            role,
+            sha256: sha,
+        });
+    }
+    let admin_max_body = raw.admin.max_body_bytes.unwrap_or(16 * 1024);
+
+    let store_backend = raw.store.backend.unwrap_or_else(|| "embedded".into());
+    if store_backend != "embedded" {
+        err(
+            "store.backend",
+            format!("`{store_backend}` is not a store backend; use `embedded`"),
+        );
+    }
+    let store_path = resolve(raw.store.path.as_deref().unwrap_or("guestgate.redb"));
+
+    let g = raw.guest;
+    let prefix = g.prefix.unwrap_or_else(|| "/_guestgate".into());
+    if !prefix.starts_with('/')
+        || prefix.ends_with('/')
+        || prefix.len() < 2
+        || prefix.contains(['?', '#', '%', ';', '\\'])
+    {
+        err(
+            "guest.prefix",
+            format!("`{prefix}` must look like /_guestgate (leading /, no trailing /)"),
+        );
+    }
+    let public_url = g
+        .public_url
+        .unwrap_or_else(|| format!("http://{listen}"))
+        .trim_end_matches('/')
+        .to_string();
+    if !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
+        err(
+            "guest.public_url",
+            format!("`{public_url}` must start with https:// (or http:// for local use)"),
+        );
+    }
+    let landing = g
+        .landing
+        .unwrap_or_else(|| "/cases/{case}/versions/{version}".into());
+    if !landing.starts_with('/') {
+        err(
+            "guest.landing",
+            "the landing path must start with `/`".into(),
+        );
+    }
+    let code_lifetime = duration("guest.code_lifetime", g.code_lifetime, "10m");
+    let default_share_lifetime = duration(
+        "guest.default_share_lifetime",
+        g.default_share_lifetime,
+        "7d",
+    );
+    let max_share_lifetime = duration("guest.max_share_lifetime", g.max_share_lifetime, "90d");
+    let resend_interval = duration("guest.resend_interval", g.resend_interval, "60s");
+    let same_site = match g.same_site.as_deref().unwrap_or("lax") {
+        "lax" | "Lax" => "Lax",
+        "strict" | "Strict" => "Strict",
+        other => {
+            err(
+                "guest.same_site",
+                format!("`{other}` must be `lax` or `strict`"),
+            );
+            "Strict"
+        }
+    };
+
+    let m = raw.mail;
+    let mail = match m.transport.as_deref().unwrap_or("file") {
+        "file" => {
+            crate::mail::MailTransport::File(resolve(m.outbox.as_deref().unwrap_or("outbox")))
+        }
+        "smtp" => {
+            let host = m.smtp_host.unwrap_or_default();
+            if host.is_empty() {
+                err("mail.smtp_host", "SMTP transport needs a host".into());
+            }
+            let security = match m.smtp_security.as_deref().unwrap_or("starttls") {
+                "starttls" => crate::mail::SmtpSecurity::StartTls,
+                "tls" => crate::mail::SmtpSecurity::Tls,
+                "none" => crate::mail::SmtpSecurity::None,
+                other => {
+                    err(
+                        "mail.smtp_security",
+                        format!("`{other}` must be `starttls`, `tls` or `none`"),
+                    );
+                    crate::mail::SmtpSecurity::StartTls
+                }
+            };
+            let port = m.smtp_port.unwrap_or(match security {
+                crate::mail::SmtpSecurity::Tls => 465,
+                crate::mail::SmtpSecurity::StartTls => 587,
+                crate::mail::SmtpSecurity::None => 25,
+            });
+            let credentials = match (m.smtp_username, m.smtp_password) {
+                (Some(u), Some(p)) => Some((u, p)),
+                (None, None) => None,
+                _ => {
+                    err(
+                        "mail.smtp_username",
+                        "give both smtp_username and smtp_password, or neither".into(),
+                    );
+                    None
+                }
+            };
+            crate::mail::MailTransport::Smtp {
+                host,
+                port,
+                security,
+                credentials,
+                timeout: duration("mail.smtp_timeout", m.smtp_timeout, "10s"),
+            }
+        }
+        other => {
+            err(
+                "mail.transport",
+                format!("`{other}` must be `file` or `smtp`"),
+            );
+            crate::mail::MailTransport::File(PathBuf::new())
+        }
+    };
+    let mail_from = m
+        .from
+        .unwrap_or_else(|| "guestgate <no-reply@localhost>".into());
+
     let config = Config {
         file: at.src.path().to_path_buf(),
         mode,
@@ -336,7 +552,25 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
             level: raw.log.level.unwrap_or_else(|| "info".into()),
         },
         admin,
+        api_keys,
+        admin_max_body,
+        store_path,
+        guest: GuestConfig {
+            prefix,
+            public_url,
+            landing,
+            code_lifetime,
+            default_share_lifetime,
+            max_share_lifetime,
+            resend_interval,
+            sends_per_hour: g.sends_per_hour.unwrap_or(5),
+            verify_per_ip_per_minute: g.verify_per_ip_per_minute.unwrap_or(20),
+            same_site,
+        },
+        mail_from,
+        mail,
     };
+    let errors = errors.into_inner();
     if errors.is_empty() {
         Ok(config)
     } else {

@@ -27,6 +27,12 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub admin: RawAdmin,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub guest: RawGuest,
+    #[serde(default)]
+    pub mail: RawMail,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,4 +101,51 @@ pub struct RawLog {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub address: Option<String>,
+    /// API keys, stored as SHA-256 hashes.
+    pub keys: Option<Vec<RawApiKey>>,
+    pub max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKey {
+    pub name: String,
+    pub role: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub backend: Option<String>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuest {
+    pub prefix: Option<String>,
+    pub public_url: Option<String>,
+    pub landing: Option<String>,
+    pub code_lifetime: Option<String>,
+    pub default_share_lifetime: Option<String>,
+    pub max_share_lifetime: Option<String>,
+    pub resend_interval: Option<String>,
+    pub sends_per_hour: Option<usize>,
+    pub verify_per_ip_per_minute: Option<u32>,
+    pub same_site: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMail {
+    pub transport: Option<String>,
+    pub outbox: Option<String>,
+    pub from: Option<String>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub smtp_security: Option<String>,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<String>,
+    pub smtp_timeout: Option<String>,
 }

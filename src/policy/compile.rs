@@ -190,8 +190,12 @@ pub fn compile_profile(raw: RawProfile, src: &Source) -> Result<Profile, Vec<Sou
     let mut rules = Vec::new();
     let mut seen = HashSet::new();
     for (i, raw_rule) in raw.rules.into_iter().enumerate() {
+        let rule_name = raw_rule.name.clone();
         let at = |key: &str, msg: String| {
-            let mut e = src.error_at(&format!("rule[{i}].{key}"), msg);
+            let mut e = src.error_at(
+                &format!("rule[{i}].{key}"),
+                format!("rule \"{rule_name}\": {msg}"),
+            );
             if e.line.is_none() {
                 e.line = src.line_of(&format!("rule[{i}]"));
             }

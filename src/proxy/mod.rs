@@ -3,7 +3,9 @@
 //! applies the header edits and the canonical target, `logging` writes the one audit
 //! event. No decision logic lives here.
 
+pub mod guest;
 pub mod headers;
+pub mod pages;
 pub mod response;
 
 use std::net::SocketAddr;
@@ -16,10 +18,11 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::Result;
 
-use crate::audit::{timestamp, AuditSink, DecisionEvent};
-use crate::config::UpstreamConfig;
+use crate::audit::{timestamp, AuditSink, ChallengeEvent, DecisionEvent};
+use crate::config::{SessionConfig, UpstreamConfig};
 use crate::decision::{Gate, RequestFacts, Verdict};
 use crate::session::{random_hex, unix_now};
+use crate::shares::Shares;
 use headers::HeaderRules;
 use response::Answer;
 
@@ -29,6 +32,7 @@ pub struct RequestCtx {
     arrived: SystemTime,
     started: Instant,
     verdict: Option<Verdict>,
+    page: Option<guest::PageEvent>,
 }
 
 /// The proxy service.
@@ -39,26 +43,90 @@ pub struct GuestGateProxy {
     upstream_cfg: UpstreamConfig,
     audit: Arc<AuditSink>,
     audit_pass_through: bool,
+    shares: Arc<Shares>,
+    session_cfg: SessionConfig,
+    throttle: guest::IpThrottle,
+}
+
+/// Everything the proxy is built from.
+pub struct ProxyParts {
+    /// Decision engine.
+    pub gate: Arc<Gate>,
+    /// Header rules.
+    pub headers: HeaderRules,
+    /// The app's resolved address.
+    pub upstream: SocketAddr,
+    /// Upstream settings.
+    pub upstream_cfg: UpstreamConfig,
+    /// Audit stream.
+    pub audit: Arc<AuditSink>,
+    /// Audit non-guest requests too.
+    pub audit_pass_through: bool,
+    /// Share flows (guest pages).
+    pub shares: Arc<Shares>,
+    /// Session cookie settings.
+    pub session_cfg: SessionConfig,
 }
 
 impl GuestGateProxy {
-    /// Wires the proxy; `upstream` is the app's resolved address.
-    pub fn new(
-        gate: Arc<Gate>,
-        headers: HeaderRules,
-        upstream: SocketAddr,
-        upstream_cfg: UpstreamConfig,
-        audit: Arc<AuditSink>,
-        audit_pass_through: bool,
-    ) -> Self {
+    /// Wires the proxy.
+    pub fn new(p: ProxyParts) -> Self {
         Self {
-            gate,
-            headers,
-            upstream,
-            upstream_cfg,
-            audit,
-            audit_pass_through,
+            gate: p.gate,
+            headers: p.headers,
+            upstream: p.upstream,
+            upstream_cfg: p.upstream_cfg,
+            audit: p.audit,
+            audit_pass_through: p.audit_pass_through,
+            shares: p.shares,
+            session_cfg: p.session_cfg,
+            throttle: guest::IpThrottle::default(),
         }
+    }
+
+    /// The part of the path after guestgate's prefix, if the request is for a guest page.
+    fn guest_route_path<'a>(&self, path: &'a str) -> Option<&'a str> {
+        let rest = path.strip_prefix(self.shares.guest_config().prefix.as_str())?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+
+    /// Answers a request for one of guestgate's own pages.
+    async fn guest_page(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let raw_head = session.as_downstream().to_h1_raw();
+        if let Err(e) = crate::framing::inspect(&raw_head) {
+            response::send(
+                session,
+                Answer::BadRequest,
+                e.reason(),
+                &ctx.request_id,
+                true,
+                true,
+            )
+            .await?;
+            ctx.verdict = Some(Verdict::Reject {
+                status: 400,
+                reason: e.reason(),
+                guest: None,
+            });
+            return Ok(true);
+        }
+        let path = session.req_header().uri.path().to_string();
+        let method = session.req_header().method.as_str().to_string();
+        let rest = self.guest_route_path(&path).unwrap_or("");
+        let route = guest::route(&method, rest);
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let routes = guest::GuestRoutes {
+            shares: &self.shares,
+            keys: &self.gate.keys,
+            session: &self.session_cfg,
+            throttle: &self.throttle,
+        };
+        let event = routes.handle(session, route, unix_now(), client).await?;
+        ctx.page = Some(event);
+        Ok(true)
     }
 }
 
@@ -72,11 +140,18 @@ impl ProxyHttp for GuestGateProxy {
             arrived: SystemTime::now(),
             started: Instant::now(),
             verdict: None,
+            page: None,
         }
     }
 
     /// Decides; answers refusals and denials here so the app never sees them.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if self
+            .guest_route_path(session.req_header().uri.path())
+            .is_some()
+        {
+            return self.guest_page(session, ctx).await;
+        }
         let raw_head = session.as_downstream().to_h1_raw();
         let req = session.req_header();
         let facts = RequestFacts {
@@ -181,6 +256,25 @@ impl ProxyHttp for GuestGateProxy {
         _e: Option<&pingora::Error>,
         ctx: &mut RequestCtx,
     ) {
+        if let Some(page) = &ctx.page {
+            let share = page.share.as_ref();
+            self.audit.emit(&ChallengeEvent {
+                ts: timestamp(ctx.arrived),
+                kind: "challenge",
+                request_id: &ctx.request_id,
+                event: page.event,
+                status: session.response_written().map_or(0, |r| r.status.as_u16()),
+                share: share.map(|s| s.id.as_str()),
+                guest: share.map(|s| s.email.as_str()),
+                case: share.map(|s| s.case.as_str()),
+                version: share.map(|s| s.version.as_str()),
+                client_ip: session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip().to_string()),
+            });
+            return;
+        }
         let Some(verdict) = &ctx.verdict else {
             return;
         };

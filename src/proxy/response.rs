@@ -112,16 +112,69 @@ pub async fn send(
             .to_string(),
         )
     };
-    let mut h = ResponseHeader::build(answer.status(), Some(6))?;
+    let extra = [("x-guestgate-deny-id", deny_id.to_string())];
+    write(session, answer.status(), content_type, body, &extra, close).await
+}
+
+/// Writes one of guestgate's own HTML pages, with optional extra headers (`Set-Cookie`).
+pub async fn page(
+    session: &mut Session,
+    status: u16,
+    html: String,
+    extra: &[(&'static str, String)],
+) -> Result<()> {
+    write(
+        session,
+        status,
+        "text/html; charset=utf-8",
+        html,
+        extra,
+        false,
+    )
+    .await
+}
+
+/// A 303 redirect (after a form POST), with optional extra headers.
+pub async fn redirect(
+    session: &mut Session,
+    location: &str,
+    extra: &[(&'static str, String)],
+) -> Result<()> {
+    let mut headers = vec![("location", location.to_string())];
+    headers.extend(extra.iter().cloned());
+    write(
+        session,
+        303,
+        "text/plain; charset=utf-8",
+        String::new(),
+        &headers,
+        false,
+    )
+    .await
+}
+
+async fn write(
+    session: &mut Session,
+    status: u16,
+    content_type: &str,
+    body: String,
+    extra: &[(&'static str, String)],
+    close: bool,
+) -> Result<()> {
+    let mut h = ResponseHeader::build(status, Some(8 + extra.len()))?;
     h.insert_header("content-type", content_type)?;
     h.insert_header("content-length", body.len().to_string())?;
     h.insert_header("cache-control", "no-store")?;
     h.insert_header("x-content-type-options", "nosniff")?;
+    // Guest pages carry the link token in their URL: never leak it through Referer.
+    h.insert_header("referrer-policy", "no-referrer")?;
     h.insert_header(
         "content-security-policy",
-        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
     )?;
-    h.insert_header("x-guestgate-deny-id", deny_id)?;
+    for (name, value) in extra {
+        h.append_header(*name, value.as_str())?;
+    }
     if close {
         h.insert_header("connection", "close")?;
         session.set_keepalive(None);

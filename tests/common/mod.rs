@@ -12,6 +12,56 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use guestgate::session::{load_key, unix_now, SessionKeys, ShareGrant};
+use guestgate::store::{EmbeddedStore, Share, ShareStatus, Store};
+
+/// API keys the test instances accept (their SHA-256 is in the config).
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+pub const SHARER_KEY: &str = "test-sharer-key-0123456789";
+
+/// Shares every instance starts with, active, so sessions minted in tests are honoured.
+const SEEDED: &[(&str, &str, &str, &str)] = &[
+    ("sh-42", "42", "3", "view-only"),
+    ("sh-7", "7", "1", "collaborator"),
+    ("sh-l", "42", "3", "legacy"),
+];
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+fn seed(store_path: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = EmbeddedStore::open(store_path).expect("open store");
+        for (id, case, version, profile) in SEEDED {
+            let share = Share {
+                id: id.to_string(),
+                email: "expert@clinic.example".into(),
+                case: case.to_string(),
+                version: version.to_string(),
+                profile: profile.to_string(),
+                created_by: "seed".into(),
+                created_at: unix_now(),
+                expires_at: unix_now() + 3600,
+                status: ShareStatus::Active,
+                accepted_at: Some(unix_now()),
+                revoked_at: None,
+                revoked_by: None,
+                failures: 0,
+                locked: false,
+                sends: vec![],
+            };
+            store
+                .create_share(&share, &format!("seed-token-{id}"))
+                .await
+                .expect("seed");
+        }
+    });
+}
 
 /// Polls `f` until it returns Some or the deadline passes.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -124,7 +174,10 @@ impl App {
 /// Options for a guestgate instance.
 pub struct Opts {
     pub mode: &'static str,
-    pub extra_config: String,
+    /// Extra lines appended to the `[guest]` section.
+    pub guest_config: String,
+    /// Replaces the `[mail]` section.
+    pub mail_config: Option<String>,
     pub policies: Option<PathBuf>,
 }
 
@@ -132,7 +185,8 @@ impl Default for Opts {
     fn default() -> Self {
         Opts {
             mode: "mixed",
-            extra_config: String::new(),
+            guest_config: String::new(),
+            mail_config: None,
             policies: None,
         }
     }
@@ -149,6 +203,65 @@ pub struct Gate {
     proc: Proc,
 }
 
+fn spawn(cfg_path: &Path, stderr: &Path, admin: SocketAddr, addr: SocketAddr) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_guestgate"))
+        .args(["serve", "--config"])
+        .arg(cfg_path)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(stderr)
+                .expect("stderr file"),
+        )
+        .spawn()
+        .expect("start guestgate");
+    let mut proc = Proc(child);
+    wait_for("guestgate /readyz", Duration::from_secs(20), || {
+        if let Ok(Some(status)) = proc.0.try_wait() {
+            panic!(
+                "guestgate exited with {status}: {}",
+                std::fs::read_to_string(stderr).unwrap_or_default()
+            );
+        }
+        let r = http(
+            admin,
+            "GET /readyz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
+        )
+        .ok()?;
+        (r.status == 200).then_some(())
+    });
+    wait_for("proxy port", Duration::from_secs(10), || {
+        TcpStream::connect(addr).ok()
+    });
+    proc
+}
+
+/// Extracts the 6-digit code and the link from an invitation email.
+pub fn code_and_link(eml: &str) -> (String, String) {
+    // Undo quoted-printable soft line breaks so long links are whole again.
+    let text = eml
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let code = text
+        .split("this code: ")
+        .nth(1)
+        .map(|rest| rest.chars().take(6).collect::<String>())
+        .filter(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no code in email:\n{eml}"));
+    let start = text
+        .find("http://")
+        .unwrap_or_else(|| panic!("no link in email:\n{eml}"));
+    let link: String = text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '<')
+        .collect();
+    (code, link)
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -159,51 +272,36 @@ impl Gate {
         let app = App::start(dir.path());
         let (port, admin_port) = (free_port(), free_port());
         let policies = opts.policies.unwrap_or_else(|| repo().join("policies"));
+        let mail = opts
+            .mail_config
+            .unwrap_or_else(|| "transport = \"file\"\noutbox = \"outbox\"".into());
         let config = format!(
             "mode = \"{mode}\"\n\
              [listen]\naddress = \"127.0.0.1:{port}\"\nthreads = 1\n\
              [admin]\naddress = \"127.0.0.1:{admin_port}\"\n\
+             [[admin.keys]]\nname = \"case-app\"\nrole = \"admin\"\nsha256 = \"{admin_hash}\"\n\
+             [[admin.keys]]\nname = \"paralegal\"\nrole = \"sharer\"\nsha256 = \"{sharer_hash}\"\n\
              [upstream]\naddress = \"{app}\"\n\
              [policies]\ndir = \"{policies}\"\n\
              [session]\nkey_file = \"session.key\"\nsecure_cookie = false\n\
+             [store]\npath = \"state.redb\"\n\
              [audit]\npath = \"audit.log\"\nflush_interval = \"10ms\"\n\
-             {extra}\n",
+             [guest]\npublic_url = \"http://127.0.0.1:{port}\"\n{guest}\n\
+             [mail]\n{mail}\n",
             mode = opts.mode,
             app = app.addr,
             policies = policies.display(),
-            extra = opts.extra_config,
+            admin_hash = sha256_hex(ADMIN_KEY),
+            sharer_hash = sha256_hex(SHARER_KEY),
+            guest = opts.guest_config,
         );
         let cfg_path = dir.path().join("guestgate.toml");
         std::fs::write(&cfg_path, config).expect("write config");
-        let stderr = dir.path().join("guestgate.stderr");
-        let child = Command::new(env!("CARGO_BIN_EXE_guestgate"))
-            .args(["serve", "--config"])
-            .arg(&cfg_path)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("start guestgate");
-        let mut proc = Proc(child);
+        seed(&dir.path().join("state.redb"));
         let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        wait_for("guestgate /readyz", Duration::from_secs(20), || {
-            if let Ok(Some(status)) = proc.0.try_wait() {
-                panic!(
-                    "guestgate exited with {status}: {}",
-                    std::fs::read_to_string(&stderr).unwrap_or_default()
-                );
-            }
-            let r = http(
-                admin,
-                "GET /readyz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
-            )
-            .ok()?;
-            (r.status == 200).then_some(())
-        });
-        wait_for("proxy port", Duration::from_secs(10), || {
-            TcpStream::connect(addr).ok()
-        });
+        let stderr = dir.path().join("guestgate.stderr");
+        let proc = spawn(&cfg_path, &stderr, admin, addr);
         let key = load_key(&dir.path().join("session.key")).expect("key file created at start");
         let keys = SessionKeys::new(&key, &[], "guestgate", "guestgate");
         Gate {
@@ -215,6 +313,56 @@ impl Gate {
             stderr,
             proc,
         }
+    }
+
+    /// Stops guestgate (SIGKILL: nothing gets a chance to flush) and starts it again
+    /// on the same config, state and ports.
+    pub fn restart(&mut self) {
+        let _ = self.proc.0.kill();
+        let _ = self.proc.0.wait();
+        wait_for("proxy port released", Duration::from_secs(10), || {
+            TcpListener::bind(self.addr).ok().map(|_| ())
+        });
+        wait_for("admin port released", Duration::from_secs(10), || {
+            TcpListener::bind(self.admin).ok().map(|_| ())
+        });
+        let cfg = self.dir.path().join("guestgate.toml");
+        self.proc = spawn(&cfg, &self.stderr, self.admin, self.addr);
+    }
+
+    /// Calls the admin API with a bearer key; returns status and JSON (Null when empty).
+    pub fn api(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let r = http(self.admin, &req).expect("admin answered");
+        let json = if r.body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&r.body)
+                .unwrap_or_else(|e| panic!("admin body not JSON ({e}): {}", r.body))
+        };
+        (r.status, json)
+    }
+
+    /// The `.eml` files in the outbox, oldest first.
+    pub fn outbox(&self) -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.path().join("outbox"))
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
     }
 
     /// A session cookie header value for `email` holding these (id, case, version, profile) shares.
@@ -370,4 +518,124 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
         rest = &rest[(i + 4 + size).min(rest.len())..];
     }
     out
+}
+
+/// A real SMTP listener on a free port that keeps every message it receives.
+pub struct SmtpSink {
+    pub port: u16,
+    pub messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("smtp bind");
+        let port = listener.local_addr().unwrap().port();
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = messages.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let store = store.clone();
+                std::thread::spawn(move || smtp_session(conn, &store));
+            }
+        });
+        SmtpSink { port, messages }
+    }
+}
+
+fn smtp_session(conn: TcpStream, store: &std::sync::Mutex<Vec<String>>) {
+    let mut out = conn.try_clone().expect("clone");
+    let mut reader = BufReader::new(conn);
+    let _ = out.write_all(b"220 sink ESMTP\r\n");
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let cmd = line.trim_end().to_ascii_uppercase();
+        let reply: &[u8] = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
+            b"250 sink\r\n"
+        } else if cmd.starts_with("DATA") {
+            let _ = out.write_all(b"354 go ahead\r\n");
+            let mut data = String::new();
+            loop {
+                let mut l = String::new();
+                if reader.read_line(&mut l).unwrap_or(0) == 0 {
+                    return;
+                }
+                if l == ".\r\n" {
+                    break;
+                }
+                data.push_str(&l);
+            }
+            store.lock().unwrap().push(data);
+            b"250 queued\r\n"
+        } else if cmd.starts_with("QUIT") {
+            let _ = out.write_all(b"221 bye\r\n");
+            return;
+        } else {
+            b"250 OK\r\n"
+        };
+        let _ = out.write_all(reply);
+    }
+}
+
+/// A browser: keeps guestgate's cookie between requests.
+pub struct Browser<'a> {
+    pub gate: &'a Gate,
+    pub cookie: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    pub fn new(gate: &'a Gate) -> Self {
+        Browser { gate, cookie: None }
+    }
+
+    fn absorb(&mut self, r: &Resp) {
+        if let Some(c) = r.header("set-cookie") {
+            let pair = c.split(';').next().unwrap_or("").trim().to_string();
+            self.cookie = if pair.ends_with('=') {
+                None
+            } else {
+                Some(pair)
+            };
+        }
+    }
+
+    pub fn get(&mut self, path: &str) -> Resp {
+        let r = self
+            .gate
+            .send("GET", path, self.cookie.as_deref(), &["Accept: text/html"]);
+        self.absorb(&r);
+        r
+    }
+
+    /// A form POST from guestgate's own page (same Origin).
+    pub fn post_form(&mut self, path: &str, form: &str) -> Resp {
+        let origin = format!("Origin: http://{}", self.gate.addr);
+        let len = format!("Content-Length: {}", form.len());
+        let mut req = request(
+            "POST",
+            path,
+            self.cookie.as_deref(),
+            &[
+                &origin,
+                "Content-Type: application/x-www-form-urlencoded",
+                &len,
+                "Accept: text/html",
+            ],
+        );
+        req.push_str(form);
+        let r = self.gate.raw(&req);
+        self.absorb(&r);
+        r
+    }
+}
+
+/// The path part of a link.
+pub fn path_of(link: &str) -> String {
+    let after = link.find("://").map_or(0, |i| i + 3);
+    link[after..]
+        .find('/')
+        .map_or("/".into(), |i| link[after + i..].to_string())
 }

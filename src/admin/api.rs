@@ -1,0 +1,355 @@
+//! The admin API (`/admin/v1/...`): bearer API keys checked against their SHA-256,
+//! roles (`admin` everything, `sharer` shares only), JSON in and out, errors as
+//! `{error, reason}`, and one audit event per call. Routing and status mapping live here;
+//! the flows are in [`crate::shares`].
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::audit::{timestamp, AdminEvent, AuditSink};
+use crate::config::{ApiKey, Role};
+use crate::session::unix_now;
+use crate::shares::{rfc3339, EmailOutcome, NewShare, ShareError, ShareFilter, Shares};
+use crate::store::Share;
+use crate::target::CanonicalTarget;
+
+/// An API answer: status and JSON body.
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body (`None` for 204).
+    pub body: Option<Value>,
+}
+
+fn ok(status: u16, body: Value) -> Reply {
+    Reply {
+        status,
+        body: Some(body),
+    }
+}
+
+fn fail(status: u16, error: &str, reason: impl Into<String>) -> Reply {
+    ok(status, json!({"error": error, "reason": reason.into()}))
+}
+
+/// What the router knows about the caller's request.
+pub struct Call<'a> {
+    /// Method.
+    pub method: &'a str,
+    /// Raw target.
+    pub target: &'a [u8],
+    /// `Authorization` header value.
+    pub authorization: Option<&'a [u8]>,
+    /// Body (already size-limited).
+    pub body: &'a [u8],
+    /// Request id for audit.
+    pub request_id: &'a str,
+}
+
+/// The API.
+pub struct AdminApi {
+    shares: Arc<Shares>,
+    keys: Vec<ApiKey>,
+    audit: Arc<AuditSink>,
+}
+
+/// `POST /admin/v1/shares` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateShare {
+    email: String,
+    case: String,
+    version: String,
+    profile: Option<String>,
+    expires_in: Option<u64>,
+    notify: Option<bool>,
+    created_by: Option<String>,
+}
+
+/// The JSON form of a share (never its token or code).
+pub fn share_json(s: &Share, now: u64, last_access: u64) -> Value {
+    json!({
+        "id": s.id,
+        "email": s.email,
+        "case": s.case,
+        "version": s.version,
+        "profile": s.profile,
+        "status": s.effective_status(now),
+        "created_by": s.created_by,
+        "created_at": rfc3339(s.created_at),
+        "expires_at": rfc3339(s.expires_at),
+        "accepted_at": s.accepted_at.map(rfc3339),
+        "revoked_at": s.revoked_at.map(rfc3339),
+        "revoked_by": s.revoked_by,
+        "locked": s.locked,
+        "last_access": (last_access > 0).then(|| rfc3339(last_access)),
+    })
+}
+
+/// What one call did, for the audit event.
+#[derive(Default)]
+struct Facts {
+    action: &'static str,
+    share: Option<Share>,
+    guest: Option<String>,
+    count: Option<usize>,
+    reason: Option<String>,
+}
+
+impl AdminApi {
+    /// Wires the API.
+    pub fn new(shares: Arc<Shares>, keys: Vec<ApiKey>, audit: Arc<AuditSink>) -> Self {
+        Self {
+            shares,
+            keys,
+            audit,
+        }
+    }
+
+    fn authenticate(&self, authorization: Option<&[u8]>) -> Option<&ApiKey> {
+        let token = authorization
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| h.strip_prefix("Bearer "))?
+            .trim();
+        let digest = Sha256::digest(token.as_bytes());
+        // Compare against every key, constant-time each, without early exit.
+        let mut found = None;
+        for k in &self.keys {
+            if bool::from(k.sha256.ct_eq(&digest[..])) {
+                found = Some(k);
+            }
+        }
+        found
+    }
+
+    /// Handles one call and audits it.
+    pub async fn handle(&self, call: &Call<'_>) -> Reply {
+        let mut facts = Facts::default();
+        let actor = self.authenticate(call.authorization);
+        let reply = match actor {
+            None => {
+                facts.action = "auth";
+                facts.reason = Some("unauthorized".into());
+                let why = if self.keys.is_empty() {
+                    "no API keys are configured ([[admin.keys]])"
+                } else {
+                    "missing or unknown bearer API key"
+                };
+                fail(401, "unauthorized", why)
+            }
+            Some(key) => self.route(key, call, &mut facts).await,
+        };
+        if facts.reason.is_none() && reply.status >= 400 {
+            facts.reason = reply
+                .body
+                .as_ref()
+                .and_then(|b| b["error"].as_str())
+                .map(String::from);
+        }
+        self.audit.emit(&AdminEvent {
+            ts: timestamp(std::time::SystemTime::now()),
+            kind: "admin",
+            request_id: call.request_id,
+            actor: actor.map_or("-", |k| k.name.as_str()),
+            action: if facts.action.is_empty() {
+                "unknown"
+            } else {
+                facts.action
+            },
+            status: reply.status,
+            reason: facts.reason.as_deref(),
+            share: facts.share.as_ref().map(|s| s.id.as_str()),
+            guest: facts
+                .guest
+                .as_deref()
+                .or(facts.share.as_ref().map(|s| s.email.as_str())),
+            case: facts.share.as_ref().map(|s| s.case.as_str()),
+            version: facts.share.as_ref().map(|s| s.version.as_str()),
+            count: facts.count,
+        });
+        reply
+    }
+
+    async fn route(&self, key: &ApiKey, call: &Call<'_>, facts: &mut Facts) -> Reply {
+        let target = match CanonicalTarget::parse(call.target, 4096) {
+            Ok(t) => t,
+            Err(e) => return fail(400, "bad_request", e.reason()),
+        };
+        let segments: Vec<&str> = target.path.split('/').skip(1).collect();
+        let now = unix_now();
+        let admin_only = |facts: &mut Facts| {
+            (key.role != Role::Admin).then(|| {
+                facts.reason = Some("forbidden".into());
+                fail(
+                    403,
+                    "forbidden",
+                    "this API key's role (sharer) cannot manage guests organisation-wide",
+                )
+            })
+        };
+        let q = |name: &str| {
+            target
+                .query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        match (call.method, segments.as_slice()) {
+            ("POST", ["admin", "v1", "shares"]) => {
+                facts.action = "share.create";
+                let req: CreateShare = match serde_json::from_slice(call.body) {
+                    Ok(r) => r,
+                    Err(e) => return fail(400, "invalid_json", e.to_string()),
+                };
+                let new = NewShare {
+                    email: req.email,
+                    case: req.case,
+                    version: req.version,
+                    profile: req.profile,
+                    expires_in: req.expires_in,
+                    notify: req.notify.unwrap_or(true),
+                    created_by: req.created_by.unwrap_or_else(|| key.name.clone()),
+                };
+                match self.shares.create(new, now).await {
+                    Ok(c) => {
+                        let (email, email_error) = match &c.email {
+                            EmailOutcome::Sent => ("sent", None),
+                            EmailOutcome::Skipped => ("skipped", None),
+                            EmailOutcome::RateLimited { .. } => ("rate_limited", None),
+                            EmailOutcome::Unusable => ("not_sent", None),
+                            EmailOutcome::Failed(e) => ("failed", Some(e.clone())),
+                        };
+                        let body = json!({
+                            "id": c.share.id,
+                            "link": c.link,
+                            "status": c.share.effective_status(now),
+                            "expires_at": rfc3339(c.share.expires_at),
+                            "email": email,
+                            "email_error": email_error,
+                        });
+                        facts.share = Some(c.share);
+                        ok(201, body)
+                    }
+                    Err(e) => share_error(e),
+                }
+            }
+            ("GET", ["admin", "v1", "shares"]) => {
+                facts.action = "share.list";
+                let filter = ShareFilter {
+                    case: q("case"),
+                    version: q("version"),
+                    email: q("email"),
+                    status: q("status"),
+                };
+                match self.shares.list(&filter, now).await {
+                    Ok(list) => ok(
+                        200,
+                        json!({"shares": list.iter().map(|s| self.json(s, now)).collect::<Vec<_>>()}),
+                    ),
+                    Err(e) => share_error(e),
+                }
+            }
+            ("GET", ["admin", "v1", "shares", id]) => {
+                facts.action = "share.show";
+                match self.shares.get(id).await {
+                    Ok(s) => {
+                        let body = self.json(&s, now);
+                        facts.share = Some(s);
+                        ok(200, body)
+                    }
+                    Err(e) => share_error(e),
+                }
+            }
+            ("DELETE", ["admin", "v1", "shares", id]) => {
+                facts.action = "share.revoke";
+                match self.shares.revoke(id, &key.name, now).await {
+                    Ok(s) => {
+                        facts.share = Some(s);
+                        Reply {
+                            status: 204,
+                            body: None,
+                        }
+                    }
+                    Err(e) => share_error(e),
+                }
+            }
+            ("GET", ["admin", "v1", "guests"]) => {
+                facts.action = "guest.list";
+                if let Some(r) = admin_only(facts) {
+                    return r;
+                }
+                match self.shares.guests(now).await {
+                    Ok(g) => ok(200, json!({"guests": g})),
+                    Err(e) => share_error(e),
+                }
+            }
+            ("GET", ["admin", "v1", "guests", email, "shares"]) => {
+                facts.action = "guest.shares";
+                facts.guest = Some(email.to_string());
+                if let Some(r) = admin_only(facts) {
+                    return r;
+                }
+                let filter = ShareFilter {
+                    email: Some(email.to_string()),
+                    ..ShareFilter::default()
+                };
+                match self.shares.list(&filter, now).await {
+                    Ok(list) => ok(
+                        200,
+                        json!({"email": email, "shares": list.iter().map(|s| self.json(s, now)).collect::<Vec<_>>()}),
+                    ),
+                    Err(e) => share_error(e),
+                }
+            }
+            ("DELETE", ["admin", "v1", "guests", email]) => {
+                facts.action = "guest.revoke";
+                facts.guest = Some(email.to_string());
+                if let Some(r) = admin_only(facts) {
+                    return r;
+                }
+                match self.shares.revoke_guest(email, &key.name, now).await {
+                    Ok(revoked) => {
+                        facts.count = Some(revoked.len());
+                        ok(
+                            200,
+                            json!({"email": email, "revoked": revoked.iter().map(|s| s.id.as_str()).collect::<Vec<_>>()}),
+                        )
+                    }
+                    Err(e) => share_error(e),
+                }
+            }
+            (_, ["admin", "v1", ..]) => {
+                facts.action = "unknown";
+                fail(404, "not_found", "no such admin route")
+            }
+            _ => {
+                facts.action = "unknown";
+                fail(404, "not_found", "no such route")
+            }
+        }
+    }
+
+    fn json(&self, s: &Share, now: u64) -> Value {
+        share_json(s, now, self.shares.index().last_access(&s.id))
+    }
+}
+
+/// The one mapping from share errors to API statuses.
+fn share_error(e: ShareError) -> Reply {
+    match e {
+        ShareError::Invalid { field, why } => fail(422, "invalid", format!("{field}: {why}")),
+        ShareError::NotFound => fail(404, "not_found", "no such share"),
+        ShareError::Store(e) => {
+            tracing::error!(error = %e, "store error in admin API");
+            fail(
+                503,
+                "store_unavailable",
+                "the share store is unavailable; retry",
+            )
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! The share flows over the store: create a share and send its invitation, issue and
+//! check one-time codes, revoke one share or every share of a guest, list shares and
+//! guests. After every store write the local [`ShareIndex`] is updated, so the proxy
+//! sees a revocation on its very next request.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::config::GuestConfig;
+use crate::mail::{Invitation, Mailer};
+use crate::otp::{self, CodeKey};
+use crate::policy::PolicySet;
+use crate::session::random_hex;
+use crate::store::{
+    CodeCheck, CodeLimits, IssueOutcome, PendingCode, Share, ShareIndex, ShareStatus, Store,
+    StoreError,
+};
+
+/// Why a share request is refused; each maps to one API status and reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    /// Bad input: which field and why.
+    #[error("{field}: {why}")]
+    Invalid {
+        /// Field name.
+        field: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+    /// No such share.
+    #[error("no such share")]
+    NotFound,
+    /// The store failed: the caller fails closed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A request to share a case version.
+#[derive(Debug, Clone)]
+pub struct NewShare {
+    /// Guest email (normalised here).
+    pub email: String,
+    /// Case id.
+    pub case: String,
+    /// Version id.
+    pub version: String,
+    /// Profile (default `view-only`).
+    pub profile: Option<String>,
+    /// Lifetime in seconds (default from config).
+    pub expires_in: Option<u64>,
+    /// Send the invitation (default true).
+    pub notify: bool,
+    /// Actor.
+    pub created_by: String,
+}
+
+/// A created share, with its link (the code is never returned).
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The share.
+    pub share: Share,
+    /// The link to send or copy.
+    pub link: String,
+    /// Whether the invitation email went out.
+    pub email: EmailOutcome,
+}
+
+/// What happened to an email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailOutcome {
+    /// Sent (or written to the outbox).
+    Sent,
+    /// Not requested.
+    Skipped,
+    /// Too soon after the previous one.
+    RateLimited {
+        /// Seconds until allowed.
+        retry_after: u64,
+    },
+    /// The transport failed; the guest can ask for a new code from the link.
+    Failed(String),
+    /// The share cannot receive codes (locked, revoked, expired).
+    Unusable,
+}
+
+/// One guest in the directory.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct GuestSummary {
+    /// Email.
+    pub email: String,
+    /// Always `guest`.
+    pub role: &'static str,
+    /// Active (verified, unexpired, unrevoked) shares.
+    pub active_shares: usize,
+    /// Pending (not yet verified) shares.
+    pub pending_shares: usize,
+    /// Last request through any of their shares (unix seconds), if any since start.
+    pub last_access: Option<u64>,
+}
+
+/// Filters for listing shares.
+#[derive(Debug, Default, Clone)]
+pub struct ShareFilter {
+    /// Case id.
+    pub case: Option<String>,
+    /// Version id.
+    pub version: Option<String>,
+    /// Guest email.
+    pub email: Option<String>,
+    /// Effective status (`pending`, `active`, `revoked`, `expired`).
+    pub status: Option<String>,
+}
+
+/// The share service.
+pub struct Shares {
+    store: Arc<dyn Store>,
+    index: Arc<ShareIndex>,
+    mailer: Arc<dyn Mailer>,
+    code_key: CodeKey,
+    policies: Arc<PolicySet>,
+    cfg: GuestConfig,
+}
+
+/// Normalises and validates an email; it ends up in headers and audit lines, so the
+/// accepted alphabet is deliberately narrow.
+pub fn normalise_email(raw: &str) -> Result<String, ShareError> {
+    let email = raw.trim().to_ascii_lowercase();
+    let bad = |why: &str| ShareError::Invalid {
+        field: "email",
+        why: why.into(),
+    };
+    if email.len() > 254 {
+        return Err(bad("longer than 254 characters"));
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return Err(bad("not an email address"));
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b));
+    let domain_ok = domain.contains('.')
+        && !domain.starts_with(['.', '-'])
+        && !domain.ends_with(['.', '-'])
+        && !domain.contains("..")
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !local_ok || !domain_ok {
+        return Err(bad(
+            "not an email address guestgate accepts (ASCII, one @, a dotted domain)",
+        ));
+    }
+    Ok(email)
+}
+
+/// Case and version ids end up in paths and headers: ASCII letters, digits, `.`, `_`, `-`.
+fn check_id(field: &'static str, v: &str) -> Result<(), ShareError> {
+    let ok = !v.is_empty()
+        && v.len() <= 128
+        && v != "."
+        && v != ".."
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ShareError::Invalid {
+            field,
+            why: "1 to 128 ASCII letters, digits, `.`, `_` or `-`".into(),
+        })
+    }
+}
+
+/// RFC 3339 from unix seconds.
+pub fn rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+}
+
+impl Shares {
+    /// Wires the service.
+    pub fn new(
+        store: Arc<dyn Store>,
+        index: Arc<ShareIndex>,
+        mailer: Arc<dyn Mailer>,
+        code_key: CodeKey,
+        policies: Arc<PolicySet>,
+        cfg: GuestConfig,
+    ) -> Self {
+        Self {
+            store,
+            index,
+            mailer,
+            code_key,
+            policies,
+            cfg,
+        }
+    }
+
+    /// Loads every share into the local index (start-up).
+    pub async fn load_index(&self) -> Result<usize, StoreError> {
+        let all = self.store.all_shares().await?;
+        self.index.replace_all(&all);
+        Ok(all.len())
+    }
+
+    /// The index the proxy reads.
+    pub fn index(&self) -> &Arc<ShareIndex> {
+        &self.index
+    }
+
+    /// Guest page settings.
+    pub fn guest_config(&self) -> &GuestConfig {
+        &self.cfg
+    }
+
+    fn limits(&self) -> CodeLimits {
+        CodeLimits {
+            max_attempts: otp::MAX_ATTEMPTS,
+            failure_budget: otp::FAILURE_BUDGET,
+            resend_interval: self.cfg.resend_interval.as_secs(),
+            sends_per_hour: self.cfg.sends_per_hour,
+        }
+    }
+
+    /// The link for a token.
+    pub fn link(&self, token: &str) -> String {
+        format!("{}{}/s/{token}", self.cfg.public_url, self.cfg.prefix)
+    }
+
+    /// Creates a share and (unless told not to) sends the invitation with a code.
+    pub async fn create(&self, req: NewShare, now: u64) -> Result<Created, ShareError> {
+        let email = normalise_email(&req.email)?;
+        check_id("case", &req.case)?;
+        check_id("version", &req.version)?;
+        let profile = req.profile.unwrap_or_else(|| "view-only".into());
+        if self.policies.get(&profile).is_none() {
+            let known: Vec<_> = self.policies.profiles().map(|p| p.name.as_str()).collect();
+            return Err(ShareError::Invalid {
+                field: "profile",
+                why: format!("no profile `{profile}` (known: {})", known.join(", ")),
+            });
+        }
+        let lifetime = req
+            .expires_in
+            .unwrap_or(self.cfg.default_share_lifetime.as_secs());
+        if lifetime < 60 || lifetime > self.cfg.max_share_lifetime.as_secs() {
+            return Err(ShareError::Invalid {
+                field: "expires_in",
+                why: format!(
+                    "between 60 and {} seconds",
+                    self.cfg.max_share_lifetime.as_secs()
+                ),
+            });
+        }
+        if req.created_by.is_empty()
+            || req.created_by.len() > 254
+            || req.created_by.chars().any(char::is_control)
+        {
+            return Err(ShareError::Invalid {
+                field: "created_by",
+                why: "1 to 254 printable characters".into(),
+            });
+        }
+        let token = otp::new_link_token();
+        let share = Share {
+            id: format!("sh_{}", random_hex(12)),
+            email,
+            case: req.case,
+            version: req.version,
+            profile,
+            created_by: req.created_by,
+            created_at: now,
+            expires_at: now + lifetime,
+            status: ShareStatus::Pending,
+            accepted_at: None,
+            revoked_at: None,
+            revoked_by: None,
+            failures: 0,
+            locked: false,
+            sends: Vec::new(),
+        };
+        self.store
+            .create_share(&share, &otp::token_hash(&token))
+            .await?;
+        self.index.upsert(&share);
+        let link = self.link(&token);
+        let email = if req.notify {
+            self.send_code(&share, &link, false, now).await?
+        } else {
+            EmailOutcome::Skipped
+        };
+        Ok(Created { share, link, email })
+    }
+
+    /// Issues a fresh code (replacing any pending one) and emails it.
+    pub async fn send_code(
+        &self,
+        share: &Share,
+        link: &str,
+        resend: bool,
+        now: u64,
+    ) -> Result<EmailOutcome, ShareError> {
+        let code = otp::new_code();
+        let pending = PendingCode {
+            mac: self.code_key.mac(&share.id, &code),
+            expires_at: now + self.cfg.code_lifetime.as_secs(),
+            attempts: 0,
+        };
+        match self
+            .store
+            .issue_code(&share.id, pending, now, self.limits())
+            .await?
+        {
+            IssueOutcome::Issued(_) => {}
+            IssueOutcome::RateLimited { retry_after } => {
+                return Ok(EmailOutcome::RateLimited { retry_after })
+            }
+            IssueOutcome::Unusable => return Ok(EmailOutcome::Unusable),
+        }
+        let access = self
+            .policies
+            .get(&share.profile)
+            .map(|p| p.description.as_str())
+            .filter(|d| !d.is_empty())
+            .unwrap_or("read-only access to this case version");
+        let inv = Invitation {
+            to: &share.email,
+            shared_by: &share.created_by,
+            case: &share.case,
+            version: &share.version,
+            link,
+            code: &code,
+            code_minutes: self.cfg.code_lifetime.as_secs().div_ceil(60),
+            share_expires: &rfc3339(share.expires_at),
+            access,
+            resend,
+        };
+        Ok(match self.mailer.send(&inv).await {
+            Ok(()) => EmailOutcome::Sent,
+            Err(e) => EmailOutcome::Failed(e.to_string()),
+        })
+    }
+
+    /// The usable share behind a link token (unknown, revoked and expired all = None).
+    pub async fn by_token(&self, token: &str, now: u64) -> Result<Option<Share>, StoreError> {
+        if !otp::plausible_token(token) {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .share_by_token(&otp::token_hash(token))
+            .await?
+            .filter(|s| s.usable(now)))
+    }
+
+    /// Checks what the guest typed; on success the share is active and in the index.
+    pub async fn check_code(
+        &self,
+        share: &Share,
+        typed: &str,
+        now: u64,
+    ) -> Result<CodeCheck, StoreError> {
+        // Anything that is not 6 digits is checked as a (wrong) code all the same, so a
+        // malformed guess costs a try like any other.
+        let normalised = otp::normalise_input(typed).unwrap_or_default();
+        let mac = self.code_key.mac(&share.id, &normalised);
+        let outcome = self
+            .store
+            .check_code(&share.id, &mac, now, self.limits())
+            .await?;
+        if let CodeCheck::Verified(s) = &outcome {
+            self.index.upsert(s);
+        }
+        Ok(outcome)
+    }
+
+    /// Revokes one share (idempotent).
+    pub async fn revoke(&self, id: &str, by: &str, now: u64) -> Result<Share, ShareError> {
+        let share = self
+            .store
+            .revoke(id, by, now)
+            .await?
+            .ok_or(ShareError::NotFound)?;
+        self.index.upsert(&share);
+        Ok(share)
+    }
+
+    /// Revokes every share of a guest; returns the ones that were revoked by this call.
+    pub async fn revoke_guest(
+        &self,
+        email: &str,
+        by: &str,
+        now: u64,
+    ) -> Result<Vec<Share>, ShareError> {
+        let email = normalise_email(email)?;
+        let mut revoked = Vec::new();
+        for s in self.store.all_shares().await? {
+            if s.email == email && s.status != ShareStatus::Revoked {
+                revoked.push(self.revoke(&s.id, by, now).await?);
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// One share.
+    pub async fn get(&self, id: &str) -> Result<Share, ShareError> {
+        self.store.share(id).await?.ok_or(ShareError::NotFound)
+    }
+
+    /// Shares matching a filter, newest first.
+    pub async fn list(&self, f: &ShareFilter, now: u64) -> Result<Vec<Share>, ShareError> {
+        let email = f.email.as_deref().map(normalise_email).transpose()?;
+        let mut out: Vec<Share> = self
+            .store
+            .all_shares()
+            .await?
+            .into_iter()
+            .filter(|s| f.case.as_ref().is_none_or(|c| &s.case == c))
+            .filter(|s| f.version.as_ref().is_none_or(|v| &s.version == v))
+            .filter(|s| email.as_ref().is_none_or(|e| &s.email == e))
+            .filter(|s| {
+                f.status
+                    .as_ref()
+                    .is_none_or(|st| s.effective_status(now) == st)
+            })
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Every guest, with share counts and last access.
+    pub async fn guests(&self, now: u64) -> Result<Vec<GuestSummary>, ShareError> {
+        let mut by_email: BTreeMap<String, GuestSummary> = BTreeMap::new();
+        for s in self.store.all_shares().await? {
+            let g = by_email
+                .entry(s.email.clone())
+                .or_insert_with(|| GuestSummary {
+                    email: s.email.clone(),
+                    role: "guest",
+                    active_shares: 0,
+                    pending_shares: 0,
+                    last_access: None,
+                });
+            match s.effective_status(now) {
+                "active" => g.active_shares += 1,
+                "pending" => g.pending_shares += 1,
+                _ => {}
+            }
+            let last = self.index.last_access(&s.id);
+            if last > 0 {
+                g.last_access = Some(g.last_access.map_or(last, |l| l.max(last)));
+            }
+        }
+        Ok(by_email.into_values().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_narrow() {
+        assert_eq!(
+            normalise_email("  Guest.Name+x@Clinic.Example ").unwrap(),
+            "guest.name+x@clinic.example"
+        );
+        for bad in [
+            "",
+            "no-at",
+            "a@b",
+            "a@@b.c",
+            "a b@c.d",
+            "a@b..c",
+            "a@-b.c",
+            "a@b.c\r\nX: y",
+            "é@b.c",
+            "a@b.c,d@e.f",
+        ] {
+            assert!(normalise_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ids_are_path_safe() {
+        for ok in ["42", "case-42_v.1", "A1"] {
+            assert!(check_id("case", ok).is_ok());
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "4/2",
+            "4 2",
+            "42%2f",
+            "４２",
+            &"x".repeat(129),
+        ] {
+            assert!(check_id("case", bad).is_err(), "{bad:?}");
+        }
+    }
+}

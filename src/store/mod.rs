@@ -1,0 +1,175 @@
+//! Durable state: shares, their link-token hashes and pending one-time codes, behind
+//! `trait Store`. Every operation that must not be split (consuming a code, counting a
+//! failure, issuing a code under a resend limit) is one atomic step of the backend.
+//! The embedded (redb, file-backed) backend is the default.
+
+mod embedded;
+mod index;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use embedded::EmbeddedStore;
+pub use index::{ShareIndex, ShareState};
+
+/// Where a share is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareStatus {
+    /// Created, code sent, not yet verified.
+    Pending,
+    /// Verified at least once (the invitation was accepted).
+    Active,
+    /// Revoked by staff; kept for the audit trail.
+    Revoked,
+}
+
+/// A share of one case version with one guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    /// Share id (not secret; appears in audit and admin API).
+    pub id: String,
+    /// Guest email, trimmed and lower-cased.
+    pub email: String,
+    /// Case id.
+    pub case: String,
+    /// Version id.
+    pub version: String,
+    /// Policy profile.
+    pub profile: String,
+    /// Who created it (from the API key, or the request).
+    pub created_by: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// Status (expiry is derived from `expires_at`, see [`Share::effective_status`]).
+    pub status: ShareStatus,
+    /// First successful verification.
+    pub accepted_at: Option<u64>,
+    /// When it was revoked.
+    pub revoked_at: Option<u64>,
+    /// Who revoked it.
+    pub revoked_by: Option<String>,
+    /// Consecutive wrong codes across re-issued codes (NIST 800-63B §5.2.2 budget).
+    pub failures: u32,
+    /// Locked after the failure budget is spent; only staff can unlock (re-share).
+    pub locked: bool,
+    /// Code sends in the last hour (unix seconds), for the resend limits.
+    pub sends: Vec<u64>,
+}
+
+impl Share {
+    /// `pending`, `active`, `revoked` or `expired`.
+    pub fn effective_status(&self, now: u64) -> &'static str {
+        match self.status {
+            ShareStatus::Revoked => "revoked",
+            _ if self.expires_at <= now => "expired",
+            ShareStatus::Pending => "pending",
+            ShareStatus::Active => "active",
+        }
+    }
+
+    /// Whether a guest may still use it (verify, or hold it in a session).
+    pub fn usable(&self, now: u64) -> bool {
+        self.status != ShareStatus::Revoked && self.expires_at > now
+    }
+}
+
+/// A pending one-time code: only its keyed hash is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCode {
+    /// HMAC-SHA256(server key, share id ‖ code), hex.
+    pub mac: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// Wrong tries on this code.
+    pub attempts: u32,
+}
+
+/// Limits applied atomically when a code is issued or checked.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeLimits {
+    /// Wrong tries that kill a code.
+    pub max_attempts: u32,
+    /// Consecutive failures across codes that lock the share.
+    pub failure_budget: u32,
+    /// Minimum seconds between two sends.
+    pub resend_interval: u64,
+    /// Sends allowed per rolling hour.
+    pub sends_per_hour: usize,
+}
+
+/// Result of checking a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// Right code: consumed, share now active.
+    Verified(Box<Share>),
+    /// Wrong code; `left` tries remain on this code.
+    Wrong {
+        /// Tries left on this code (0 = the code is dead).
+        left: u32,
+    },
+    /// No live code (never issued, used, expired or killed by wrong tries).
+    NoCode,
+    /// The share is locked by its failure budget.
+    Locked,
+    /// Unknown, revoked or expired share.
+    Unusable,
+}
+
+/// Result of issuing a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueOutcome {
+    /// Stored; send it.
+    Issued(Box<Share>),
+    /// Too soon after the last send, or over the hourly limit.
+    RateLimited {
+        /// Seconds until a send is allowed again.
+        retry_after: u64,
+    },
+    /// Locked, revoked, expired or unknown share.
+    Unusable,
+}
+
+/// Store failures. Callers fail closed on every one of them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or failed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A record could not be decoded.
+    #[error("store data corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The persistence seam: embedded file database now, Redis for replicas.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Every share (for the local index at start and for listings).
+    async fn all_shares(&self) -> Result<Vec<Share>, StoreError>;
+    /// One share by id.
+    async fn share(&self, id: &str) -> Result<Option<Share>, StoreError>;
+    /// One share by the hash of its link token.
+    async fn share_by_token(&self, token_hash: &str) -> Result<Option<Share>, StoreError>;
+    /// Stores a new share and its token hash.
+    async fn create_share(&self, share: &Share, token_hash: &str) -> Result<(), StoreError>;
+    /// Revokes (idempotent: an already revoked share keeps its first who/when).
+    async fn revoke(&self, id: &str, by: &str, now: u64) -> Result<Option<Share>, StoreError>;
+    /// Issues a code under the resend limits, replacing any pending one.
+    async fn issue_code(
+        &self,
+        share_id: &str,
+        code: PendingCode,
+        now: u64,
+        limits: CodeLimits,
+    ) -> Result<IssueOutcome, StoreError>;
+    /// Checks a code and consumes it on success, counting failures, in one step.
+    async fn check_code(
+        &self,
+        share_id: &str,
+        mac: &str,
+        now: u64,
+        limits: CodeLimits,
+    ) -> Result<CodeCheck, StoreError>;
+}

@@ -1,0 +1,468 @@
+//! End-to-end share flow against the real binary and the sample app: admin API → email
+//! (outbox or a real SMTP listener) → link → code → session → scoped requests →
+//! revocation; plus the code rules, the guest directory and restarts.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{code_and_link, path_of, Browser, Gate, Opts, SmtpSink, ADMIN_KEY, SHARER_KEY};
+use serde_json::json;
+
+const GUEST: &str = "expert@clinic.example";
+
+fn create(g: &Gate, key: &str, case: &str, version: &str) -> (String, String) {
+    let (st, body) = g.api(
+        key,
+        "POST",
+        "/admin/v1/shares",
+        Some(&json!({"email": "  Expert@Clinic.Example ", "case": case, "version": version, "created_by": "Ada Staff"})),
+    );
+    assert_eq!(st, 201, "{body}");
+    assert_eq!(body["status"], "pending");
+    assert_eq!(body["email"], "sent");
+    assert!(
+        body.get("code").is_none(),
+        "the API must never return the code"
+    );
+    (
+        body["id"].as_str().unwrap().to_string(),
+        body["link"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The code of the newest email in the outbox, checking it names this link.
+fn newest_code(g: &Gate, link: &str) -> String {
+    let mails = g.outbox();
+    let (code, mailed_link) = code_and_link(mails.last().expect("an email"));
+    assert_eq!(mailed_link, link);
+    code
+}
+
+fn verify(b: &mut Browser<'_>, link: &str, code: &str) -> common::Resp {
+    b.post_form(
+        &format!("{}/verify", path_of(link)),
+        &format!("code={code}"),
+    )
+}
+
+#[test]
+fn the_whole_flow_from_share_to_revoke_all() {
+    let g = Gate::start(Opts::default());
+    let (id1, link1) = create(&g, SHARER_KEY, "43", "1");
+    let code1 = newest_code(&g, &link1);
+    let mail = &g.outbox()[0];
+    assert!(mail.contains("To: expert@clinic.example"), "{mail}");
+    assert!(mail.contains("Ada Staff"), "{mail}");
+    assert!(mail.contains("Content-Type: text/html"), "{mail}");
+
+    let mut b = Browser::new(&g);
+    let page = b.get(&path_of(&link1));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Case 43, version 1") && page.body.contains("e•••@clinic.example"));
+    assert!(page.body.contains("viewing only"));
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+
+    let r = verify(&mut b, &link1, &code1);
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some("/cases/43/versions/1"));
+    let set = r.header("set-cookie").unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/"),
+        "{set}"
+    );
+    assert!(b.cookie.is_some());
+
+    // follow the redirect, read a document, a write is denied
+    assert_eq!(b.get("/cases/43/versions/1").status, 200);
+    assert_eq!(
+        b.get("/api/cases/43/versions/1/documents/2/content").status,
+        200
+    );
+    let del = g.send(
+        "DELETE",
+        "/api/cases/43/versions/1/documents/2",
+        b.cookie.as_deref(),
+        &[],
+    );
+    assert_eq!(del.status, 403);
+    let seen = g.app.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].header("x-guest-share"), Some(id1.as_str()));
+    assert_eq!(seen[0].header("x-guest-email"), Some(GUEST));
+
+    // the API shows the share accepted
+    let (_, s) = g.api(SHARER_KEY, "GET", &format!("/admin/v1/shares/{id1}"), None);
+    assert_eq!(s["status"], "active");
+    assert!(s["accepted_at"].is_string() && s["last_access"].is_string());
+
+    // a second share for the same guest, verified in the same browser: both cases
+    let (id2, link2) = create(&g, SHARER_KEY, "7", "2");
+    let code2 = newest_code(&g, &link2);
+    assert_eq!(verify(&mut b, &link2, &code2).status, 303);
+    assert_eq!(b.get("/cases/43/versions/1").status, 200);
+    assert_eq!(b.get("/cases/7/versions/2").status, 200);
+    assert_eq!(
+        b.get("/cases/42/versions/3").status,
+        403,
+        "a share of this guest not verified in this browser"
+    );
+    let held = b.get("/_guestgate/guest");
+    assert!(
+        held.body.contains("Case 43, version 1") && held.body.contains("Case 7, version 2"),
+        "{}",
+        held.body
+    );
+
+    // revoke one: the very next request is denied, the other still works
+    let (st, _) = g.api(
+        SHARER_KEY,
+        "DELETE",
+        &format!("/admin/v1/shares/{id1}"),
+        None,
+    );
+    assert_eq!(st, 204);
+    let returned = Instant::now();
+    let after = g.send("GET", "/cases/43/versions/1", b.cookie.as_deref(), &[]);
+    let lag = returned.elapsed();
+    assert_eq!(after.status, 403);
+    assert_eq!(after.json()["reason"], "share_inactive");
+    println!("revocation: next request denied {lag:?} after DELETE returned");
+    assert_eq!(b.get("/cases/7/versions/2").status, 200);
+    // revoking again is idempotent
+    assert_eq!(
+        g.api(
+            SHARER_KEY,
+            "DELETE",
+            &format!("/admin/v1/shares/{id1}"),
+            None
+        )
+        .0,
+        204
+    );
+
+    // the directory; sharers cannot see or revoke guests organisation-wide
+    assert_eq!(g.api(SHARER_KEY, "GET", "/admin/v1/guests", None).0, 403);
+    assert_eq!(
+        g.api(
+            SHARER_KEY,
+            "DELETE",
+            "/admin/v1/guests/expert%40clinic.example",
+            None
+        )
+        .0,
+        403
+    );
+    let (st, guests) = g.api(ADMIN_KEY, "GET", "/admin/v1/guests", None);
+    assert_eq!(st, 200);
+    let me = guests["guests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["email"] == GUEST)
+        .unwrap()
+        .clone();
+    assert_eq!(me["role"], "guest");
+    // seeded sh-42, sh-7, sh-l are active too; id2 active, id1 revoked
+    assert_eq!(me["active_shares"], 4);
+    assert!(me["last_access"].is_number());
+    let (_, theirs) = g.api(
+        ADMIN_KEY,
+        "GET",
+        "/admin/v1/guests/expert%40clinic.example/shares",
+        None,
+    );
+    let ids: Vec<&str> = theirs["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&id1.as_str()) && ids.contains(&id2.as_str()));
+    let revoked = theirs["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id1.as_str())
+        .unwrap();
+    assert_eq!(revoked["status"], "revoked");
+    assert_eq!(revoked["revoked_by"], "paralegal");
+
+    // revoke everything of this guest: everything denied
+    let (st, r) = g.api(
+        ADMIN_KEY,
+        "DELETE",
+        "/admin/v1/guests/expert%40clinic.example",
+        None,
+    );
+    assert_eq!(st, 200, "{r}");
+    assert!(r["revoked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x == id2.as_str()));
+    assert_eq!(b.get("/cases/7/versions/2").status, 403);
+    // a revoked link shows the same page as an unknown one
+    let dead = b.get(&path_of(&link1));
+    let unknown = b.get(&format!("/_guestgate/s/{}", "ab".repeat(24)));
+    assert_eq!((dead.status, unknown.status), (404, 404));
+    assert_eq!(dead.body, unknown.body);
+
+    // audit: admin actions and challenge events are in the same stream, no secrets
+    let audit = g.audit_at_least(10);
+    assert!(audit.iter().any(|e| e["kind"] == "admin"
+        && e["action"] == "share.create"
+        && e["actor"] == "paralegal"));
+    assert!(audit
+        .iter()
+        .any(|e| e["kind"] == "admin" && e["action"] == "guest.revoke" && e["count"] == 4));
+    assert!(audit.iter().any(|e| e["kind"] == "challenge"
+        && e["event"] == "verified"
+        && e["share"] == id1.as_str()));
+    let everything = format!(
+        "{}\n{}",
+        std::fs::read_to_string(g.dir.path().join("audit.log")).unwrap(),
+        g.stderr_text()
+    );
+    let token1 = link1.rsplit('/').next().unwrap();
+    for secret in [
+        code1.as_str(),
+        code2.as_str(),
+        token1,
+        &b.cookie.clone().unwrap_or_default(),
+    ] {
+        assert!(
+            !secret.is_empty() && !everything.contains(secret),
+            "a secret reached the logs"
+        );
+    }
+}
+
+#[test]
+fn five_wrong_codes_kill_the_code_and_a_used_code_fails() {
+    let g = Gate::start(Opts::default());
+    let (_, link) = create(&g, ADMIN_KEY, "43", "1");
+    let code = newest_code(&g, &link);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let mut b = Browser::new(&g);
+    for left in (0..5).rev() {
+        let r = verify(&mut b, &link, wrong);
+        assert_eq!(r.status, 401);
+        if left > 0 {
+            assert!(r.body.contains(&format!("{left} tr")), "{}", r.body);
+        }
+    }
+    let r = verify(&mut b, &link, &code);
+    assert_eq!(
+        r.status, 401,
+        "the right code must fail once the code is dead"
+    );
+    assert!(b.cookie.is_none());
+
+    // a new code (after the resend interval is configured to 1s below) works once
+    let g = Gate::start(Opts {
+        guest_config: "resend_interval = \"1s\"".into(),
+        ..Opts::default()
+    });
+    let (_, link) = create(&g, ADMIN_KEY, "43", "1");
+    let code = newest_code(&g, &link);
+    let mut b = Browser::new(&g);
+    assert_eq!(verify(&mut b, &link, &code).status, 303);
+    let mut other = Browser::new(&g);
+    let r = verify(&mut other, &link, &code);
+    assert_eq!(r.status, 401, "a used code fails");
+    assert!(r.body.contains("already used"), "{}", r.body);
+}
+
+#[test]
+fn expired_codes_fail_and_resend_is_rate_limited() {
+    let g = Gate::start(Opts {
+        guest_config: "code_lifetime = \"1s\"".into(),
+        ..Opts::default()
+    });
+    let (_, link) = create(&g, ADMIN_KEY, "43", "1");
+    let code = newest_code(&g, &link);
+    // The code lives one second; wait past it (expiry is wall-clock by nature).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let mut b = Browser::new(&g);
+    let r = verify(&mut b, &link, &code);
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("expired"), "{}", r.body);
+    // resend right after the invitation: refused (default interval 60 s)
+    let r = b.post_form(&format!("{}/resend", path_of(&link)), "");
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(g.outbox().len(), 1);
+}
+
+#[test]
+fn parallel_verification_of_one_code_yields_one_session() {
+    let g = Gate::start(Opts::default());
+    let (_, link) = create(&g, ADMIN_KEY, "43", "1");
+    let code = newest_code(&g, &link);
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut b = Browser::new(&g);
+                    verify(&mut b, &link, &code).status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 303).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|&s| s == 303 || s == 401),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn cross_origin_posts_and_bad_admin_calls_are_refused() {
+    let g = Gate::start(Opts::default());
+    let (_, link) = create(&g, ADMIN_KEY, "43", "1");
+    let code = newest_code(&g, &link);
+    let body = format!("code={code}");
+    let len = format!("Content-Length: {}", body.len());
+    for origin in [None, Some("Origin: https://evil.example")] {
+        let mut extra = vec![
+            "Content-Type: application/x-www-form-urlencoded",
+            len.as_str(),
+        ];
+        if let Some(o) = origin {
+            extra.push(o);
+        }
+        let mut req = common::request("POST", &format!("{}/verify", path_of(&link)), None, &extra);
+        req.push_str(&body);
+        assert_eq!(g.raw(&req).status, 403);
+    }
+    // the code was not consumed by those
+    assert_eq!(verify(&mut Browser::new(&g), &link, &code).status, 303);
+
+    assert_eq!(g.api("wrong-key", "GET", "/admin/v1/shares", None).0, 401);
+    let (st, e) = g.api(
+        ADMIN_KEY,
+        "POST",
+        "/admin/v1/shares",
+        Some(&json!({"email": "not-an-email", "case": "1", "version": "1"})),
+    );
+    assert_eq!((st, e["error"].as_str()), (422, Some("invalid")));
+    assert!(e["reason"].as_str().unwrap().starts_with("email:"));
+    let (st, e) = g.api(
+        ADMIN_KEY,
+        "POST",
+        "/admin/v1/shares",
+        Some(&json!({"email": "a@b.example", "case": "1", "version": "1", "profile": "owner"})),
+    );
+    assert_eq!(st, 422);
+    assert!(
+        e["reason"].as_str().unwrap().contains("no profile `owner`"),
+        "{e}"
+    );
+    let (st, _) = g.api(
+        ADMIN_KEY,
+        "POST",
+        "/admin/v1/shares",
+        Some(&json!({"email": "a@b.example", "case": "../1", "version": "1"})),
+    );
+    assert_eq!(st, 422);
+    let (st, _) = g.api(ADMIN_KEY, "POST", "/admin/v1/shares", Some(&json!({"email": "a@b.example", "case": "1", "version": "1", "expires_in": 999_999_999})));
+    assert_eq!(st, 422);
+    let (st, e) = g.api(
+        ADMIN_KEY,
+        "POST",
+        "/admin/v1/shares",
+        Some(&json!({"email": "a@b.example", "case": "1", "version": "1", "extra": true})),
+    );
+    assert_eq!((st, e["error"].as_str()), (400, Some("invalid_json")));
+    let big = json!({"email": "a@b.example", "case": "1", "version": "1", "created_by": "x".repeat(20_000)});
+    assert_eq!(
+        g.api(ADMIN_KEY, "POST", "/admin/v1/shares", Some(&big)).0,
+        413
+    );
+    assert_eq!(
+        g.api(ADMIN_KEY, "DELETE", "/admin/v1/shares/sh_nope", None)
+            .0,
+        404
+    );
+}
+
+#[test]
+fn a_restart_keeps_every_share_revocation_and_session() {
+    let mut g = Gate::start(Opts::default());
+    let (_, link_a) = create(&g, ADMIN_KEY, "43", "1");
+    let code_a = newest_code(&g, &link_a);
+    let mut b = Browser::new(&g);
+    assert_eq!(verify(&mut b, &link_a, &code_a).status, 303);
+    let cookie = b.cookie.clone();
+    let (id_b, link_b) = create(&g, ADMIN_KEY, "7", "2");
+    let code_b = newest_code(&g, &link_b);
+    let (id_c, _) = create(&g, ADMIN_KEY, "7", "1");
+    assert_eq!(
+        g.api(
+            ADMIN_KEY,
+            "DELETE",
+            &format!("/admin/v1/shares/{id_c}"),
+            None
+        )
+        .0,
+        204
+    );
+
+    g.restart();
+
+    let (_, list) = g.api(
+        ADMIN_KEY,
+        "GET",
+        "/admin/v1/shares?email=expert%40clinic.example",
+        None,
+    );
+    let status = |id: &str| {
+        list["shares"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status(&id_b), "pending");
+    assert_eq!(status(&id_c), "revoked");
+    // the session from before the restart still works (same key, same share state)
+    assert_eq!(
+        g.send("GET", "/cases/43/versions/1", cookie.as_deref(), &[])
+            .status,
+        200
+    );
+    // the pending code from before the restart still works
+    let mut b2 = Browser::new(&g);
+    assert_eq!(verify(&mut b2, &link_b, &code_b).status, 303);
+}
+
+#[test]
+fn invitations_go_through_a_real_smtp_listener() {
+    let sink = SmtpSink::start();
+    let g = Gate::start(Opts {
+        mail_config: Some(format!(
+            "transport = \"smtp\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_security = \"none\"\nfrom = \"Case Desk <cases@firm.example>\"",
+            sink.port
+        )),
+        ..Opts::default()
+    });
+    let (_, link) = create(&g, ADMIN_KEY, "43", "1");
+    let msgs = sink.messages.lock().unwrap().clone();
+    assert_eq!(msgs.len(), 1);
+    assert!(
+        msgs[0].contains("From: \"Case Desk\" <cases@firm.example>")
+            || msgs[0].contains("From: Case Desk <cases@firm.example>"),
+        "{}",
+        msgs[0]
+    );
+    let (code, mailed) = code_and_link(&msgs[0]);
+    assert_eq!(mailed, link);
+    assert_eq!(verify(&mut Browser::new(&g), &link, &code).status, 303);
+}
