@@ -444,10 +444,15 @@ fn mixed_mode_passes_non_guests_through_with_owned_headers_stripped() {
         assert_eq!(s.header("x-forwarded-for"), Some("10.0.0.1"));
     }
     assert_eq!(seen[1].header("cookie"), Some("sid=staff"));
+    // audit lines are written after each response, so their order is not asserted
     let audit = g.audit_at_least(2);
-    assert_eq!(audit[0]["decision"], "pass");
-    assert_eq!(audit[0]["reason"], "no_session");
-    assert_eq!(audit[1]["reason"], "session_unknown_key");
+    let mut reasons: Vec<&str> = audit
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons, ["no_session", "session_unknown_key"]);
+    assert!(audit.iter().all(|e| e["decision"] == "pass"));
 }
 
 #[test]
@@ -585,7 +590,13 @@ fn one_audit_line_per_decision_with_deny_id_and_no_secrets() {
     assert_eq!(g.send("GET", "/x/../y", Some(&c), &[]).status, 400);
     let audit = g.audit_at_least(3);
     assert_eq!(audit.len(), 3, "{audit:?}");
-    let (allow, deny, reject) = (&audit[0], &audit[1], &audit[2]);
+    let find = |d: &str| {
+        audit
+            .iter()
+            .find(|e| e["decision"] == d)
+            .unwrap_or_else(|| panic!("no {d}"))
+    };
+    let (allow, deny, reject) = (find("allow"), find("deny"), find("reject"));
     assert_eq!(allow["decision"], "allow");
     assert_eq!(allow["rule"], "document");
     assert_eq!(allow["status"], 200);

@@ -398,6 +398,18 @@ impl Gate {
         })
     }
 
+    /// Waits until an audit line matching `pred` is on disk; returns all lines.
+    pub fn audit_until(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
+        wait_for(what, Duration::from_secs(10), || {
+            let a = self.audit();
+            a.iter().any(&pred).then_some(a)
+        })
+    }
+
     pub fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
