@@ -469,3 +469,129 @@ fn invitations_go_through_a_real_smtp_listener() {
     assert_eq!(mailed, link);
     assert_eq!(verify(&mut Browser::new(&g), &link, &code).status, 303);
 }
+
+#[test]
+fn revocation_is_seen_by_the_very_next_request_every_time() {
+    // 100 verifications from one address: lift the per-IP throttle for this test.
+    let g = Gate::start(Opts {
+        guest_config: "verify_per_ip_per_minute = 1000".into(),
+        ..Opts::default()
+    });
+    let mut lags = Vec::new();
+    for i in 0..100 {
+        let (st, body) = g.api(
+            ADMIN_KEY,
+            "POST",
+            "/admin/v1/shares",
+            Some(&json!({"email": format!("g{i}@lab.example"), "case": "43", "version": "1"})),
+        );
+        assert_eq!(st, 201);
+        let (id, link) = (
+            body["id"].as_str().unwrap().to_string(),
+            body["link"].as_str().unwrap().to_string(),
+        );
+        let code = newest_code(&g, &link);
+        let mut b = Browser::new(&g);
+        assert_eq!(verify(&mut b, &link, &code).status, 303);
+        assert_eq!(b.get("/cases/43/versions/1").status, 200);
+        assert_eq!(
+            g.api(ADMIN_KEY, "DELETE", &format!("/admin/v1/shares/{id}"), None)
+                .0,
+            204
+        );
+        let returned = Instant::now();
+        let r = g.send("GET", "/cases/43/versions/1", b.cookie.as_deref(), &[]);
+        lags.push(returned.elapsed());
+        assert_eq!(r.status, 403, "revocation {i} not seen by the next request");
+    }
+    lags.sort();
+    println!(
+        "revocation → next request denied, 100 revocations: p50 {:?}, p99 {:?}, max {:?} (first request after DELETE denied 100/100)",
+        lags[49], lags[98], lags[99]
+    );
+}
+
+#[test]
+fn verification_is_throttled_per_client_address() {
+    let g = Gate::start(Opts {
+        guest_config: "verify_per_ip_per_minute = 3".into(),
+        ..Opts::default()
+    });
+    let (_, link) = create(&g, ADMIN_KEY, "43", "1");
+    let code = newest_code(&g, &link);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let mut b = Browser::new(&g);
+    for _ in 0..3 {
+        assert_eq!(verify(&mut b, &link, wrong).status, 401);
+    }
+    let r = verify(&mut b, &link, &code);
+    assert_eq!(
+        r.status, 429,
+        "the 4th try this minute is refused before the code is checked"
+    );
+    assert_eq!(r.header("retry-after"), Some("60"));
+    assert!(b.cookie.is_none());
+}
+
+#[test]
+fn the_cli_verbs_drive_the_admin_api() {
+    let g = Gate::start(Opts::default());
+    let cli = |key: &str, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_guestgate"))
+            .args(args)
+            .env("GUESTGATE_ADMIN_URL", format!("http://{}", g.admin))
+            .env("GUESTGATE_ADMIN_TOKEN", key)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = cli(
+        SHARER_KEY,
+        &[
+            "share",
+            "create",
+            "--email",
+            "cli@lab.example",
+            "--case",
+            "43",
+            "--version",
+            "1",
+            "--expires-in",
+            "2d",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert!(created["link"].as_str().unwrap().contains("/_guestgate/s/"));
+    let (_, out, _) = cli(SHARER_KEY, &["share", "list", "--email", "cli@lab.example"]);
+    assert!(out.contains(&id));
+    let (_, out, _) = cli(SHARER_KEY, &["share", "show", &id]);
+    assert!(out.contains("\"status\": \"pending\""), "{out}");
+    let (code, _, err) = cli(SHARER_KEY, &["guests", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("403 forbidden"), "{err}");
+    let (code, out, _) = cli(ADMIN_KEY, &["guests", "shares", "cli@lab.example"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains(&id));
+    let (code, _, _) = cli(SHARER_KEY, &["share", "revoke", &id]);
+    assert_eq!(code, Some(0));
+    let (_, out, _) = cli(ADMIN_KEY, &["guests", "revoke", "cli@lab.example"]);
+    assert!(out.contains("\"revoked\": []"), "already revoked: {out}");
+    let (code, _, err) = cli("bad-key", &["share", "list"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("401"), "{err}");
+    let (code, out, _) = cli(
+        "",
+        &["admin", "new-key", "--name", "case-app", "--role", "admin"],
+    );
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("[[admin.keys]]") && out.contains("sha256 = \""),
+        "{out}"
+    );
+}

@@ -3,6 +3,7 @@
 //! (see `api.rs`).
 
 pub mod api;
+pub mod client;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -1,0 +1,83 @@
+//! The CLI's client for the admin API: one blocking HTTP/1.1 request per call over a
+//! plain TCP connection (the admin listener is meant for loopback or a private network).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::Value;
+
+/// Talks to one guestgate admin listener with one API key.
+pub struct AdminClient {
+    host_port: String,
+    token: String,
+}
+
+impl AdminClient {
+    /// `url` is `http://host:port`.
+    pub fn new(url: &str, token: &str) -> anyhow::Result<Self> {
+        let Some(rest) = url.strip_prefix("http://") else {
+            bail!("admin URL `{url}` must be http://host:port (the admin listener speaks plain HTTP; keep it private)");
+        };
+        let host_port = rest.trim_end_matches('/').to_string();
+        if token.is_empty() {
+            bail!("no API key: set GUESTGATE_ADMIN_TOKEN or pass --token");
+        }
+        Ok(Self {
+            host_port,
+            token: token.to_string(),
+        })
+    }
+
+    /// One call; returns status and JSON (Null for an empty body).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let mut s = TcpStream::connect(&self.host_port)
+            .with_context(|| format!("cannot reach the admin API at {}", self.host_port))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.host_port,
+            self.token,
+            body.len()
+        );
+        s.write_all(req.as_bytes())?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf)?;
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        let httparse::Status::Complete(n) = resp.parse(&buf).context("malformed admin response")?
+        else {
+            bail!("truncated admin response");
+        };
+        let status = resp
+            .code
+            .ok_or_else(|| anyhow!("admin response without status"))?;
+        let text = &buf[n..];
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(text).context("admin response is not JSON")?
+        };
+        Ok((status, json))
+    }
+}
+
+/// Percent-encodes a path segment (emails carry `@`, `+`).
+pub fn segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
