@@ -101,6 +101,9 @@ pub struct AdminEvent<'a> {
     /// Shares affected (guest-wide revocation).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<usize>,
+    /// What happened to the invitation email (`sent`, `failed`, ...) on share creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<&'a str>,
 }
 
 /// One event of the guest's code challenge.

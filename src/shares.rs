@@ -97,8 +97,8 @@ pub struct GuestSummary {
     pub active_shares: usize,
     /// Pending (not yet verified) shares.
     pub pending_shares: usize,
-    /// Last request through any of their shares (unix seconds), if any since start.
-    pub last_access: Option<u64>,
+    /// Last request through any of their shares (RFC 3339), if any since start.
+    pub last_access: Option<String>,
 }
 
 /// Filters for listing shares.
@@ -232,6 +232,19 @@ impl Shares {
         format!("{}{}/s/{token}", self.cfg.public_url, self.cfg.prefix)
     }
 
+    /// What a profile allows, in words for the guest: "viewing only" for `view-only`,
+    /// the profile's description otherwise.
+    pub fn access_words(&self, profile: &str) -> String {
+        if profile == "view-only" {
+            return "viewing only".into();
+        }
+        self.policies
+            .get(profile)
+            .map(|p| p.description.clone())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| format!("{profile} access"))
+    }
+
     /// Creates a share and (unless told not to) sends the invitation with a code.
     pub async fn create(&self, req: NewShare, now: u64) -> Result<Created, ShareError> {
         let email = normalise_email(&req.email)?;
@@ -322,12 +335,7 @@ impl Shares {
             }
             IssueOutcome::Unusable => return Ok(EmailOutcome::Unusable),
         }
-        let access = self
-            .policies
-            .get(&share.profile)
-            .map(|p| p.description.as_str())
-            .filter(|d| !d.is_empty())
-            .unwrap_or("read-only access to this case version");
+        let access = self.access_words(&share.profile);
         let inv = Invitation {
             to: &share.email,
             shared_by: &share.created_by,
@@ -337,7 +345,7 @@ impl Shares {
             code: &code,
             code_minutes: self.cfg.code_lifetime.as_secs().div_ceil(60),
             share_expires: &rfc3339(share.expires_at),
-            access,
+            access: &access,
             resend,
         };
         Ok(match self.mailer.send(&inv).await {
@@ -435,28 +443,32 @@ impl Shares {
 
     /// Every guest, with share counts and last access.
     pub async fn guests(&self, now: u64) -> Result<Vec<GuestSummary>, ShareError> {
-        let mut by_email: BTreeMap<String, GuestSummary> = BTreeMap::new();
+        let mut by_email: BTreeMap<String, (GuestSummary, u64)> = BTreeMap::new();
         for s in self.store.all_shares().await? {
-            let g = by_email
-                .entry(s.email.clone())
-                .or_insert_with(|| GuestSummary {
+            let (g, last) = by_email.entry(s.email.clone()).or_insert_with(|| {
+                let summary = GuestSummary {
                     email: s.email.clone(),
                     role: "guest",
                     active_shares: 0,
                     pending_shares: 0,
                     last_access: None,
-                });
+                };
+                (summary, 0)
+            });
             match s.effective_status(now) {
                 "active" => g.active_shares += 1,
                 "pending" => g.pending_shares += 1,
                 _ => {}
             }
-            let last = self.index.last_access(&s.id);
-            if last > 0 {
-                g.last_access = Some(g.last_access.map_or(last, |l| l.max(last)));
-            }
+            *last = (*last).max(self.index.last_access(&s.id));
         }
-        Ok(by_email.into_values().collect())
+        Ok(by_email
+            .into_values()
+            .map(|(mut g, last)| {
+                g.last_access = (last > 0).then(|| rfc3339(last));
+                g
+            })
+            .collect())
     }
 }
 

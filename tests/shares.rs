@@ -165,7 +165,7 @@ fn the_whole_flow_from_share_to_revoke_all() {
     assert_eq!(me["role"], "guest");
     // seeded sh-42, sh-7, sh-l are active too; id2 active, id1 revoked
     assert_eq!(me["active_shares"], 4);
-    assert!(me["last_access"].is_number());
+    assert!(me["last_access"].is_string());
     let (_, theirs) = g.api(
         ADMIN_KEY,
         "GET",
@@ -594,4 +594,55 @@ fn the_cli_verbs_drive_the_admin_api() {
         out.contains("[[admin.keys]]") && out.contains("sha256 = \""),
         "{out}"
     );
+}
+
+#[test]
+fn logout_ends_the_session_and_pages_say_what_the_profile_allows() {
+    let g = Gate::start(Opts::default());
+    let (st, body) = g.api(
+        ADMIN_KEY,
+        "POST",
+        "/admin/v1/shares",
+        Some(&json!({"email": "collab@lab.example", "case": "7", "version": "1", "profile": "collaborator"})),
+    );
+    assert_eq!(st, 201);
+    let link = body["link"].as_str().unwrap().to_string();
+    let mut b = Browser::new(&g);
+    let page = b.get(&path_of(&link));
+    assert!(
+        page.body
+            .contains("View one case version and edit its metadata and categories"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("viewing only"));
+    let code = newest_code(&g, &link);
+    assert_eq!(verify(&mut b, &link, &code).status, 303);
+    assert_eq!(
+        g.send(
+            "PATCH",
+            "/api/cases/7/versions/1/metadata",
+            b.cookie.as_deref(),
+            &[]
+        )
+        .status,
+        200
+    );
+
+    let r = b.post_form("/_guestgate/logout", "");
+    assert_eq!(r.status, 200);
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert!(b.cookie.is_none());
+    assert!(b
+        .get("/_guestgate/guest")
+        .body
+        .contains("No case is shared with you"));
+
+    let audit = g.audit_until("logout event", |e| e["event"] == "logout");
+    let create = audit
+        .iter()
+        .find(|e| e["action"] == "share.create")
+        .unwrap();
+    assert_eq!(create["email"], "sent");
+    assert_eq!(create["case"], "7");
 }

@@ -98,6 +98,7 @@ struct Facts {
     guest: Option<String>,
     count: Option<usize>,
     reason: Option<String>,
+    email: Option<&'static str>,
 }
 
 impl AdminApi {
@@ -170,6 +171,7 @@ impl AdminApi {
             case: facts.share.as_ref().map(|s| s.case.as_str()),
             version: facts.share.as_ref().map(|s| s.version.as_str()),
             count: facts.count,
+            email: facts.email,
         });
         reply
     }
@@ -232,6 +234,7 @@ impl AdminApi {
                             "email_error": email_error,
                         });
                         facts.share = Some(c.share);
+                        facts.email = Some(email);
                         ok(201, body)
                     }
                     Err(e) => share_error(e),

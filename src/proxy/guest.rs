@@ -274,6 +274,7 @@ impl GuestRoutes<'_> {
             masked_email: &pages::mask_email(&share.email),
             case: &share.case,
             version: &share.version,
+            access: &self.shares.access_words(&share.profile),
             verify_action: &format!("{prefix}/s/{token}/verify"),
             resend_action: &format!("{prefix}/s/{token}/resend"),
             error,

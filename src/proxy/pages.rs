@@ -53,6 +53,8 @@ pub struct Challenge<'a> {
     pub case: &'a str,
     /// Version.
     pub version: &'a str,
+    /// What the share allows, in words ("viewing only", or the profile's description).
+    pub access: &'a str,
     /// Form action for the code.
     pub verify_action: &'a str,
     /// Form action for a new code.
@@ -87,7 +89,7 @@ pub fn challenge(c: &Challenge<'_>) -> String {
         "Enter your code",
         &format!(
             "<h1>Case {case}, version {version}</h1>\
-             <p>This case was shared with <strong>{email}</strong> for <strong>viewing only</strong>. \
+             <p>This case was shared with <strong>{email}</strong> for <strong>{access}</strong>. \
              To open it, enter the 6-digit code from the email we sent to that address.</p>\
              {error}{notice}\
              <form method=\"post\" action=\"{verify}\">\
@@ -101,6 +103,7 @@ pub fn challenge(c: &Challenge<'_>) -> String {
             case = esc(c.case),
             version = esc(c.version),
             email = esc(c.masked_email),
+            access = esc(c.access),
             verify = esc(c.verify_action),
             resend = esc(c.resend_action),
         ),
@@ -170,6 +173,7 @@ mod tests {
             masked_email: "<script>",
             case: "42\"",
             version: "3",
+            access: "viewing only",
             verify_action: "/_guestgate/s/abc/verify",
             resend_action: "/_guestgate/s/abc/resend",
             error: Some("That code is not right. 4 tries left."),
