@@ -48,6 +48,8 @@ pub enum Verdict {
     },
     /// Allowed for a guest.
     Allow(Box<AllowedRequest>),
+    /// A guest request while share state is stale: 503, fail closed.
+    Unavailable,
 }
 
 impl Verdict {
@@ -58,6 +60,7 @@ impl Verdict {
             Self::Deny { .. } => "deny",
             Self::PassThrough { .. } => "pass",
             Self::Allow(_) => "allow",
+            Self::Unavailable => "unavailable",
         }
     }
 
@@ -68,6 +71,7 @@ impl Verdict {
             | Self::Deny { reason, .. }
             | Self::PassThrough { reason } => reason,
             Self::Allow(_) => "rule",
+            Self::Unavailable => "store_stale",
         }
     }
 }
@@ -203,6 +207,11 @@ impl Gate {
                 }
             }
         };
+        if !self.index.is_fresh() {
+            // The shared store has been out of reach longer than the bound: a revocation
+            // may be unseen, so no guest request is served on this state.
+            return Verdict::Unavailable;
+        }
         let mut guest = Guest {
             email: claims.sub,
             jti: claims.jti,

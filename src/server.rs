@@ -15,6 +15,7 @@ use crate::admin::api::AdminApi;
 use crate::admin::{AdminApp, Readiness};
 use crate::audit::AuditSink;
 use crate::config::Config;
+use crate::config::StoreConfig;
 use crate::decision::Gate;
 use crate::mail::LettreMailer;
 use crate::otp::CodeKey;
@@ -23,7 +24,7 @@ use crate::proxy::headers::HeaderRules;
 use crate::proxy::{GuestGateProxy, ProxyParts};
 use crate::session::{load_or_create_key, SessionKeys};
 use crate::shares::Shares;
-use crate::store::{EmbeddedStore, ShareIndex};
+use crate::store::{EmbeddedStore, RedisStore, RedisSync, ShareIndex, Store};
 
 /// Resolves the app's address once at start (no DNS on the request path).
 fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
@@ -56,6 +57,60 @@ pub fn check(config: &Config) -> anyhow::Result<Checked> {
     })
 }
 
+/// Opens the configured store and fills the local index before the first request (it is
+/// an allow-list). With Redis, a dedicated runtime thread owns the connections and the
+/// task that keeps the index in step with every replica.
+fn open_store(cfg: &StoreConfig) -> anyhow::Result<(Arc<dyn Store>, Arc<ShareIndex>)> {
+    match cfg {
+        StoreConfig::Embedded(path) => {
+            let store = EmbeddedStore::open(path)
+                .with_context(|| format!("cannot open the share store {}", path.display()))?;
+            let index = Arc::new(ShareIndex::default());
+            let all = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("start-up runtime")?
+                .block_on(store.all_shares())
+                .context("cannot read the share store")?;
+            index.replace_all(&all);
+            Ok((Arc::new(store), index))
+        }
+        StoreConfig::Redis(rc) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("guestgate-redis")
+                .enable_all()
+                .build()
+                .context("redis runtime")?;
+            let handle = rt.handle().clone();
+            std::thread::Builder::new()
+                .name("guestgate-redis-rt".into())
+                .spawn(move || rt.block_on(std::future::pending::<()>()))
+                .context("redis runtime thread")?;
+            let store = Arc::new(
+                handle
+                    .block_on(RedisStore::connect(rc.clone(), handle.clone()))
+                    .with_context(|| format!("cannot reach redis at {}", redact_url(&rc.url)))?,
+            );
+            let index = Arc::new(ShareIndex::with_staleness_bound(Some(rc.staleness_bound)));
+            let sync = RedisSync::new(Arc::clone(&store), Arc::clone(&index));
+            handle
+                .block_on(sync.resync())
+                .context("cannot read shares from redis")?;
+            handle.spawn(sync.run());
+            Ok((store, index))
+        }
+    }
+}
+
+/// A URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
 /// Builds a ready-to-run server.
 pub fn build(config: &Config) -> anyhow::Result<Server> {
     let Checked {
@@ -64,32 +119,19 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
         upstream,
     } = check(config)?;
     let policies = Arc::new(policies);
-    let store = EmbeddedStore::open(&config.store_path).with_context(|| {
-        format!(
-            "cannot open the share store {}",
-            config.store_path.display()
-        )
-    })?;
+    let (store, index) = open_store(&config.store)?;
     let mailer = LettreMailer::new(&config.mail_from, &config.mail).context("mail settings")?;
     // Codes are keyed with a secret derived from the session key, domain-separated.
     let code_key = CodeKey::derive(&load_or_create_key(&config.session.key_file)?);
-    let index = Arc::new(ShareIndex::default());
     let shares = Arc::new(Shares::new(
-        Arc::new(store),
+        store,
         Arc::clone(&index),
         Arc::new(mailer),
         code_key,
         Arc::clone(&policies),
         config.guest.clone(),
     ));
-    // Fill the local index before the first request: it is an allow-list.
-    let loaded = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("start-up runtime")?
-        .block_on(shares.load_index())
-        .context("cannot read the share store")?;
-    tracing::info!(shares = loaded, "share index loaded");
+    tracing::info!(shares = index.len(), "share index loaded");
     let audit = Arc::new(
         AuditSink::start(config.audit.path.as_deref(), config.audit.flush_interval)
             .context("cannot open the audit stream")?,
@@ -102,7 +144,7 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
             .chain(config.strip_headers.iter().cloned()),
         &config.session.wire_cookie_name(),
     );
-    let readiness = Arc::new(Readiness::default());
+    let readiness = Arc::new(Readiness::new(Arc::clone(&index)));
     let gate = Arc::new(Gate {
         mode: config.mode,
         max_target_length: config.max_target_length,

@@ -13,13 +13,22 @@ use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
-/// Whether the instance can serve guests; flipped by whoever owns the dependency.
-#[derive(Debug, Default)]
+/// Whether the instance can serve guests: policies loaded and share state fresh.
+#[derive(Debug)]
 pub struct Readiness {
     policies_loaded: AtomicBool,
+    index: Arc<crate::store::ShareIndex>,
 }
 
 impl Readiness {
+    /// Readiness that also requires `index` to be fresh.
+    pub fn new(index: Arc<crate::store::ShareIndex>) -> Self {
+        Self {
+            policies_loaded: AtomicBool::new(false),
+            index,
+        }
+    }
+
     /// Marks the policy set as loaded.
     pub fn set_policies_loaded(&self, v: bool) {
         self.policies_loaded.store(v, Ordering::Release);
@@ -27,7 +36,7 @@ impl Readiness {
 
     /// Every dependency is ready.
     pub fn is_ready(&self) -> bool {
-        self.policies_loaded.load(Ordering::Acquire)
+        self.policies_loaded.load(Ordering::Acquire) && self.index.is_fresh()
     }
 }
 

@@ -108,6 +108,15 @@ pub struct ApiKey {
     pub sha256: [u8; 32],
 }
 
+/// Which share store, and its settings.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// One redb file (one instance).
+    Embedded(PathBuf),
+    /// Redis shared by every replica.
+    Redis(crate::store::RedisConfig),
+}
+
 /// Guest-facing pages and share/code lifetimes.
 #[derive(Debug, Clone)]
 pub struct GuestConfig {
@@ -164,8 +173,8 @@ pub struct Config {
     pub api_keys: Vec<ApiKey>,
     /// Largest admin request body.
     pub admin_max_body: usize,
-    /// Embedded store file.
-    pub store_path: PathBuf,
+    /// Where shares live.
+    pub store: StoreConfig,
     /// Guest pages.
     pub guest: GuestConfig,
     /// Sender address.
@@ -393,14 +402,45 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
     }
     let admin_max_body = raw.admin.max_body_bytes.unwrap_or(16 * 1024);
 
-    let store_backend = raw.store.backend.unwrap_or_else(|| "embedded".into());
-    if store_backend != "embedded" {
-        err(
-            "store.backend",
-            format!("`{store_backend}` is not a store backend; use `embedded`"),
-        );
-    }
-    let store_path = resolve(raw.store.path.as_deref().unwrap_or("guestgate.redb"));
+    let st = raw.store;
+    let store = match st.backend.as_deref().unwrap_or("embedded") {
+        "embedded" => {
+            StoreConfig::Embedded(resolve(st.path.as_deref().unwrap_or("guestgate.redb")))
+        }
+        "redis" => {
+            let url = st.url.unwrap_or_else(|| "redis://127.0.0.1:6379/0".into());
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("redis+unix://")
+                || url.starts_with("unix://"))
+            {
+                err(
+                    "store.url",
+                    format!("`{url}` is not a redis:// or rediss:// URL"),
+                );
+            }
+            let prefix = st.key_prefix.unwrap_or_else(|| "{guestgate}:".into());
+            if !(prefix.starts_with('{') && prefix.contains('}')) {
+                err(
+                    "store.key_prefix",
+                    "the prefix must start with a hash tag like `{guestgate}:` so every key lands in one Redis Cluster slot".into(),
+                );
+            }
+            StoreConfig::Redis(crate::store::RedisConfig {
+                url,
+                prefix,
+                timeout: duration("store.timeout", st.timeout, "1s"),
+                staleness_bound: duration("store.staleness_bound", st.staleness_bound, "3s"),
+            })
+        }
+        other => {
+            err(
+                "store.backend",
+                format!("`{other}` is not a store backend; use `embedded` or `redis`"),
+            );
+            StoreConfig::Embedded(PathBuf::new())
+        }
+    };
 
     let g = raw.guest;
     let prefix = g.prefix.unwrap_or_else(|| "/_guestgate".into());
@@ -554,7 +594,7 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
         admin,
         api_keys,
         admin_max_body,
-        store_path,
+        store,
         guest: GuestConfig {
             prefix,
             public_url,

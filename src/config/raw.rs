@@ -119,6 +119,10 @@ pub struct RawApiKey {
 pub struct RawStore {
     pub backend: Option<String>,
     pub path: Option<String>,
+    pub url: Option<String>,
+    pub key_prefix: Option<String>,
+    pub timeout: Option<String>,
+    pub staleness_bound: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -199,6 +199,18 @@ impl ProxyHttp for GuestGateProxy {
                 .await?;
                 true
             }
+            Verdict::Unavailable => {
+                response::send(
+                    session,
+                    Answer::Unavailable,
+                    "store_stale",
+                    &ctx.request_id,
+                    false,
+                    true,
+                )
+                .await?;
+                true
+            }
             Verdict::PassThrough { .. } | Verdict::Allow(_) => false,
         };
         ctx.verdict = Some(verdict);
@@ -285,10 +297,14 @@ impl ProxyHttp for GuestGateProxy {
             Verdict::Allow(a) => (Some(&a.guest), Some(a.path.as_str())),
             Verdict::Deny { guest, path, .. } => (guest.as_ref(), path.as_deref()),
             Verdict::Reject { guest, .. } => (guest.as_ref(), None),
+            Verdict::Unavailable => (None, None),
             Verdict::PassThrough { .. } => (None, Some(session.req_header().uri.path())),
         };
         let share = guest.and_then(|g| g.share.as_ref());
-        let denied = matches!(verdict, Verdict::Deny { .. } | Verdict::Reject { .. });
+        let denied = matches!(
+            verdict,
+            Verdict::Deny { .. } | Verdict::Reject { .. } | Verdict::Unavailable
+        );
         let event = DecisionEvent {
             ts: timestamp(ctx.arrived),
             kind: "request",

@@ -15,6 +15,8 @@ pub enum Answer {
     TooLong,
     /// 403: not part of what was shared (or no session on a guest-only host).
     Forbidden,
+    /// 503: share state cannot be confirmed (shared store out of reach): fail closed.
+    Unavailable,
 }
 
 impl Answer {
@@ -23,6 +25,7 @@ impl Answer {
         match status {
             414 => Self::TooLong,
             403 => Self::Forbidden,
+            503 => Self::Unavailable,
             _ => Self::BadRequest,
         }
     }
@@ -32,6 +35,7 @@ impl Answer {
             Self::BadRequest => 400,
             Self::TooLong => 414,
             Self::Forbidden => 403,
+            Self::Unavailable => 503,
         }
     }
 
@@ -40,6 +44,7 @@ impl Answer {
             Self::BadRequest => "bad_request",
             Self::TooLong => "uri_too_long",
             Self::Forbidden => "forbidden",
+            Self::Unavailable => "unavailable",
         }
     }
 
@@ -56,6 +61,10 @@ impl Answer {
             Self::TooLong => (
                 "That address is too long",
                 "The address you asked for is longer than this service accepts. Go back and follow a link from the shared case instead.",
+            ),
+            Self::Unavailable => (
+                "Temporarily unavailable",
+                "We cannot confirm your access right now, so nothing was sent on. Nothing was lost; please try again in a minute.",
             ),
             Self::BadRequest => (
                 "That request could not be understood",
@@ -112,7 +121,10 @@ pub async fn send(
             .to_string(),
         )
     };
-    let extra = [("x-guestgate-deny-id", deny_id.to_string())];
+    let mut extra = vec![("x-guestgate-deny-id", deny_id.to_string())];
+    if answer == Answer::Unavailable {
+        extra.push(("retry-after", "5".to_string()));
+    }
     write(session, answer.status(), content_type, body, &extra, close).await
 }
 
@@ -211,6 +223,7 @@ mod tests {
         assert_eq!(Answer::from_status(414).status(), 414);
         assert_eq!(Answer::from_status(403).status(), 403);
         assert_eq!(Answer::from_status(400).status(), 400);
+        assert_eq!(Answer::from_status(503).status(), 503);
         assert_eq!(Answer::from_status(999).status(), 400);
     }
 }

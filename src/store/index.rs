@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use super::{Share, ShareStatus};
 
@@ -29,13 +30,64 @@ impl ShareState {
     }
 }
 
-/// Share id → state.
-#[derive(Debug, Default)]
+/// Share id → state, plus how fresh that knowledge is.
+#[derive(Debug)]
 pub struct ShareIndex {
     map: RwLock<HashMap<String, Arc<ShareState>>>,
+    /// Zero = never stale (the embedded store writes the index itself).
+    staleness_bound_ms: u64,
+    base: Instant,
+    /// Milliseconds after `base` of the last proof of contact with the shared store.
+    fresh_at_ms: AtomicU64,
+}
+
+impl Default for ShareIndex {
+    fn default() -> Self {
+        Self::with_staleness_bound(None)
+    }
 }
 
 impl ShareIndex {
+    /// An index that goes stale `bound` after the last [`ShareIndex::mark_fresh`]
+    /// (`None`: never, for a store that writes the index itself).
+    pub fn with_staleness_bound(bound: Option<Duration>) -> Self {
+        Self {
+            map: RwLock::new(HashMap::new()),
+            staleness_bound_ms: bound.map_or(0, |b| b.as_millis().max(1) as u64),
+            base: Instant::now(),
+            fresh_at_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.base.elapsed().as_millis() as u64
+    }
+
+    /// Records contact with the shared store (the index reflects it as of now).
+    pub fn mark_fresh(&self) {
+        self.fresh_at_ms
+            .store(self.now_ms().max(1), Ordering::Release);
+    }
+
+    /// Whether guests may be served from this index. A synced index that never synced,
+    /// or lost contact longer than the bound ago, is stale: fail closed.
+    pub fn is_fresh(&self) -> bool {
+        if self.staleness_bound_ms == 0 {
+            return true;
+        }
+        let at = self.fresh_at_ms.load(Ordering::Acquire);
+        at != 0 && self.now_ms().saturating_sub(at) <= self.staleness_bound_ms
+    }
+
+    /// Milliseconds since the last proof of contact (0 for a never-stale index).
+    pub fn staleness_ms(&self) -> u64 {
+        if self.staleness_bound_ms == 0 {
+            return 0;
+        }
+        self.now_ms()
+            .saturating_sub(self.fresh_at_ms.load(Ordering::Acquire))
+    }
+
     /// Replaces the whole index (start-up, or a resynchronisation).
     pub fn replace_all(&self, shares: &[Share]) {
         let fresh: HashMap<_, _> = shares

@@ -5,12 +5,14 @@
 
 mod embedded;
 mod index;
+mod redis;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedStore;
 pub use index::{ShareIndex, ShareState};
+pub use redis::{RedisConfig, RedisStore, RedisSync};
 
 /// Where a share is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

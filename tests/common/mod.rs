@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use guestgate::session::{load_key, unix_now, SessionKeys, ShareGrant};
-use guestgate::store::{EmbeddedStore, Share, ShareStatus, Store};
+use guestgate::store::{EmbeddedStore, RedisConfig, RedisStore, Share, ShareStatus, Store};
 
 /// API keys the test instances accept (their SHA-256 is in the config).
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
@@ -30,13 +30,30 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
-fn seed(store_path: &Path) {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn seed(store_path: &Path, redis: Option<&str>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
+    let handle = rt.handle().clone();
     rt.block_on(async {
-        let store = EmbeddedStore::open(store_path).expect("open store");
+        let store: Box<dyn Store> = match redis {
+            None => Box::new(EmbeddedStore::open(store_path).expect("open store")),
+            Some(url) => Box::new(
+                RedisStore::connect(
+                    RedisConfig {
+                        url: url.to_string(),
+                        prefix: "{guestgate}:".into(),
+                        timeout: Duration::from_secs(1),
+                        staleness_bound: Duration::from_secs(3),
+                    },
+                    handle,
+                )
+                .await
+                .expect("connect redis"),
+            ),
+        };
         for (id, case, version, profile) in SEEDED {
             let share = Share {
                 id: id.to_string(),
@@ -179,6 +196,12 @@ pub struct Opts {
     /// Replaces the `[mail]` section.
     pub mail_config: Option<String>,
     pub policies: Option<PathBuf>,
+    /// Redis URL: use the Redis backend (seeded there) instead of the embedded file.
+    pub redis: Option<String>,
+    /// Extra lines for the `[store]` section.
+    pub store_config: String,
+    /// A session key file shared with other instances (replicas).
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for Opts {
@@ -188,6 +211,9 @@ impl Default for Opts {
             guest_config: String::new(),
             mail_config: None,
             policies: None,
+            redis: None,
+            store_config: String::new(),
+            key_file: None,
         }
     }
 }
@@ -271,7 +297,14 @@ impl Gate {
         let dir = tempfile::tempdir().expect("tempdir");
         let app = App::start(dir.path());
         let (port, admin_port) = (free_port(), free_port());
-        let policies = opts.policies.unwrap_or_else(|| repo().join("policies"));
+        let policies = opts
+            .policies
+            .clone()
+            .unwrap_or_else(|| repo().join("policies"));
+        let key_file = opts
+            .key_file
+            .clone()
+            .unwrap_or_else(|| dir.path().join("session.key"));
         let mail = opts
             .mail_config
             .unwrap_or_else(|| "transport = \"file\"\noutbox = \"outbox\"".into());
@@ -283,8 +316,8 @@ impl Gate {
              [[admin.keys]]\nname = \"paralegal\"\nrole = \"sharer\"\nsha256 = \"{sharer_hash}\"\n\
              [upstream]\naddress = \"{app}\"\n\
              [policies]\ndir = \"{policies}\"\n\
-             [session]\nkey_file = \"session.key\"\nsecure_cookie = false\n\
-             [store]\npath = \"state.redb\"\n\
+             [session]\nkey_file = \"{key_file}\"\nsecure_cookie = false\n\
+             [store]\n{store}\n\
              [audit]\npath = \"audit.log\"\nflush_interval = \"10ms\"\n\
              [guest]\npublic_url = \"http://127.0.0.1:{port}\"\n{guest}\n\
              [mail]\n{mail}\n",
@@ -294,15 +327,23 @@ impl Gate {
             admin_hash = sha256_hex(ADMIN_KEY),
             sharer_hash = sha256_hex(SHARER_KEY),
             guest = opts.guest_config,
+            key_file = key_file.display(),
+            store = match &opts.redis {
+                Some(url) => format!(
+                    "backend = \"redis\"\nurl = \"{url}\"\n{}",
+                    opts.store_config
+                ),
+                None => format!("path = \"state.redb\"\n{}", opts.store_config),
+            },
         );
         let cfg_path = dir.path().join("guestgate.toml");
         std::fs::write(&cfg_path, config).expect("write config");
-        seed(&dir.path().join("state.redb"));
+        seed(&dir.path().join("state.redb"), opts.redis.as_deref());
         let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let stderr = dir.path().join("guestgate.stderr");
         let proc = spawn(&cfg_path, &stderr, admin, addr);
-        let key = load_key(&dir.path().join("session.key")).expect("key file created at start");
+        let key = load_key(&key_file).expect("key file created at start");
         let keys = SessionKeys::new(&key, &[], "guestgate", "guestgate");
         Gate {
             dir,
@@ -650,4 +691,77 @@ pub fn path_of(link: &str) -> String {
     link[after..]
         .find('/')
         .map_or("/".into(), |i| link[after + i..].to_string())
+}
+
+/// A real `redis-server` on a free port, killed on drop. With `persist`, it keeps an
+/// append-only file in `dir` so a restart brings the data back.
+pub struct RedisServer {
+    pub port: u16,
+    dir: PathBuf,
+    persist: bool,
+    proc: Option<Proc>,
+}
+
+impl RedisServer {
+    pub fn start(dir: &Path, persist: bool) -> RedisServer {
+        let mut r = RedisServer {
+            port: free_port(),
+            dir: dir.to_path_buf(),
+            persist,
+            proc: None,
+        };
+        r.launch();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn launch(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(&self.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        if self.persist {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        let child = cmd
+            .spawn()
+            .expect("redis-server must be installed (scripts/setup.sh installs it)");
+        self.proc = Some(Proc(child));
+        let port = self.port;
+        wait_for("redis-server", Duration::from_secs(10), || {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+            s.write_all(b"PING\r\n").ok()?;
+            let mut buf = [0u8; 7];
+            s.read_exact(&mut buf).ok()?;
+            (&buf == b"+PONG\r\n").then_some(())
+        });
+    }
+
+    /// Kills it (SIGKILL).
+    pub fn kill(&mut self) {
+        self.proc = None;
+        let port = self.port;
+        wait_for("redis port released", Duration::from_secs(10), || {
+            TcpListener::bind(("127.0.0.1", port)).ok().map(|_| ())
+        });
+    }
+
+    /// Starts it again on the same port (and, if persistent, the same data).
+    pub fn restart(&mut self) {
+        self.launch();
+    }
 }

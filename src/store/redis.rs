@@ -1,0 +1,503 @@
+//! The Redis backend, for several replicas sharing one truth. Every operation that must
+//! not be split is one Lua script (atomic on the server): create, revoke, issue a code
+//! under the resend limits, check-and-consume a code while counting failures. Each
+//! change bumps a generation counter and publishes `"<generation> <share id>"` on a
+//! channel; [`RedisSync`] keeps every replica's local index current from that channel,
+//! resynchronises when it sees a gap, and marks the index stale when Redis is out of
+//! reach so that guests are refused (fail closed) rather than served on old state.
+//!
+//! All keys share one hash tag (`{guestgate}` by default), so the multi-key scripts also
+//! run on Redis Cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+
+use super::{
+    CodeCheck, CodeLimits, IssueOutcome, PendingCode, Share, ShareIndex, Store, StoreError,
+};
+
+const CREATE: &str = r"
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[2])
+local g = redis.call('INCR', KEYS[4])
+redis.call('PUBLISH', ARGV[3], g .. ' ' .. ARGV[2])
+return g
+";
+
+const REVOKE: &str = r"
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local s = cjson.decode(raw)
+if s.status ~= 'revoked' then
+  s.status = 'revoked'
+  s.revoked_at = tonumber(ARGV[2])
+  s.revoked_by = ARGV[1]
+  raw = cjson.encode(s)
+  redis.call('SET', KEYS[1], raw)
+end
+redis.call('DEL', KEYS[2])
+local g = redis.call('INCR', KEYS[3])
+redis.call('PUBLISH', ARGV[3], g .. ' ' .. ARGV[4])
+return raw
+";
+
+const ISSUE_CODE: &str = r"
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {'unusable'} end
+local s = cjson.decode(raw)
+local now = tonumber(ARGV[2])
+if s.status == 'revoked' or s.expires_at <= now or s.locked then return {'unusable'} end
+local recent, last, oldest = {}, nil, nil
+for _, t in ipairs(s.sends or {}) do
+  if t + 3600 > now then
+    table.insert(recent, t)
+    if not last or t > last then last = t end
+    if not oldest or t < oldest then oldest = t end
+  end
+end
+local interval = tonumber(ARGV[3])
+if last and last + interval > now then return {'limited', tostring(last + interval - now)} end
+if #recent >= tonumber(ARGV[4]) then return {'limited', tostring(math.max(oldest + 3600 - now, 1))} end
+table.insert(recent, now)
+s.sends = recent
+raw = cjson.encode(s)
+redis.call('SET', KEYS[1], raw)
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[5])
+return {'issued', raw}
+";
+
+// The comparison is of HMAC outputs: its timing says nothing about the code.
+const CHECK_CODE: &str = r"
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {'unusable'} end
+local s = cjson.decode(raw)
+local now = tonumber(ARGV[2])
+if s.status == 'revoked' or s.expires_at <= now then return {'unusable'} end
+if s.locked then return {'locked'} end
+local craw = redis.call('GET', KEYS[2])
+if not craw then return {'nocode'} end
+local c = cjson.decode(craw)
+local max = tonumber(ARGV[3])
+if c.expires_at <= now or c.attempts >= max then return {'nocode'} end
+if c.mac == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  s.failures = 0
+  if s.status == 'pending' then
+    s.status = 'active'
+    s.accepted_at = now
+  end
+  raw = cjson.encode(s)
+  redis.call('SET', KEYS[1], raw)
+  local g = redis.call('INCR', KEYS[3])
+  redis.call('PUBLISH', ARGV[5], g .. ' ' .. ARGV[6])
+  return {'verified', raw}
+end
+c.attempts = c.attempts + 1
+s.failures = s.failures + 1
+if s.failures >= tonumber(ARGV[4]) then s.locked = true end
+if c.attempts >= max then
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('SET', KEYS[2], cjson.encode(c), 'KEEPTTL')
+end
+redis.call('SET', KEYS[1], cjson.encode(s))
+if s.locked then
+  local g = redis.call('INCR', KEYS[3])
+  redis.call('PUBLISH', ARGV[5], g .. ' ' .. ARGV[6])
+  return {'locked'}
+end
+return {'wrong', tostring(max - c.attempts)}
+";
+
+/// Redis settings.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://`, `rediss://` or `redis+unix://` URL.
+    pub url: String,
+    /// Key prefix including the hash tag, e.g. `{guestgate}:`.
+    pub prefix: String,
+    /// Per-command timeout.
+    pub timeout: Duration,
+    /// How old the local index may get without contact before guests are refused.
+    pub staleness_bound: Duration,
+}
+
+/// Shared state in Redis.
+pub struct RedisStore {
+    conn: ConnectionManager,
+    client: redis::Client,
+    cfg: RedisConfig,
+    rt: tokio::runtime::Handle,
+    create: Script,
+    revoke: Script,
+    issue: Script,
+    check: Script,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn decode(raw: &str) -> Result<Share, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl RedisStore {
+    fn key(&self, kind: &str, id: &str) -> String {
+        format!("{}{kind}:{id}", self.cfg.prefix)
+    }
+
+    fn set_key(&self) -> String {
+        format!("{}shares", self.cfg.prefix)
+    }
+
+    fn gen_key(&self) -> String {
+        format!("{}gen", self.cfg.prefix)
+    }
+
+    fn channel(&self) -> String {
+        format!("{}events", self.cfg.prefix)
+    }
+
+    /// Connects on `rt` (a runtime that outlives the store: the connection's driver
+    /// runs there). Fails if Redis cannot be reached now.
+    pub async fn connect(cfg: RedisConfig, rt: tokio::runtime::Handle) -> Result<Self, StoreError> {
+        let client = redis::Client::open(cfg.url.as_str()).map_err(unavailable)?;
+        let mcfg = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(cfg.timeout))
+            .set_connection_timeout(Some(cfg.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = client
+            .get_connection_manager_with_config(mcfg)
+            .await
+            .map_err(unavailable)?;
+        Ok(Self {
+            conn,
+            client,
+            cfg,
+            rt,
+            create: Script::new(CREATE),
+            revoke: Script::new(REVOKE),
+            issue: Script::new(ISSUE_CODE),
+            check: Script::new(CHECK_CODE),
+        })
+    }
+
+    /// Runs a command future on the Redis runtime, bounded by the timeout.
+    async fn on_rt<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let limit = self.cfg.timeout * 3;
+        let task = self
+            .rt
+            .spawn(async move { tokio::time::timeout(limit, f).await });
+        match task.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(StoreError::Unavailable("redis timed out".into())),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// The current generation (0 when absent: a Redis that lost its data).
+    pub async fn generation(&self) -> Result<u64, StoreError> {
+        let mut c = self.conn.clone();
+        let key = self.gen_key();
+        self.on_rt(async move {
+            let g: Option<u64> = c.get(&key).await.map_err(unavailable)?;
+            Ok(g.unwrap_or(0))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn all_shares(&self) -> Result<Vec<Share>, StoreError> {
+        let mut c = self.conn.clone();
+        let set = self.set_key();
+        let prefix = self.key("share", "");
+        self.on_rt(async move {
+            let ids: Vec<String> = c.smembers(&set).await.map_err(unavailable)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(500) {
+                let keys: Vec<String> = chunk.iter().map(|id| format!("{prefix}{id}")).collect();
+                let raws: Vec<Option<String>> = redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(unavailable)?;
+                for raw in raws.into_iter().flatten() {
+                    out.push(decode(&raw)?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn share(&self, id: &str) -> Result<Option<Share>, StoreError> {
+        let mut c = self.conn.clone();
+        let key = self.key("share", id);
+        self.on_rt(async move {
+            let raw: Option<String> = c.get(&key).await.map_err(unavailable)?;
+            raw.as_deref().map(decode).transpose()
+        })
+        .await
+    }
+
+    async fn share_by_token(&self, token_hash: &str) -> Result<Option<Share>, StoreError> {
+        let mut c = self.conn.clone();
+        let tkey = self.key("token", token_hash);
+        let prefix = self.key("share", "");
+        self.on_rt(async move {
+            let id: Option<String> = c.get(&tkey).await.map_err(unavailable)?;
+            let Some(id) = id else { return Ok(None) };
+            let raw: Option<String> = c.get(format!("{prefix}{id}")).await.map_err(unavailable)?;
+            raw.as_deref().map(decode).transpose()
+        })
+        .await
+    }
+
+    async fn create_share(&self, share: &Share, token_hash: &str) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let script = self.create.clone();
+        let share_key = self.key("share", &share.id);
+        let token_key = self.key("token", token_hash);
+        let set = self.set_key();
+        let gen = self.gen_key();
+        let channel = self.channel();
+        let id = share.id.clone();
+        let json = serde_json::to_string(share).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.on_rt(async move {
+            let _: u64 = script
+                .key(share_key)
+                .key(token_key)
+                .key(set)
+                .key(gen)
+                .arg(json)
+                .arg(id)
+                .arg(channel)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke(&self, id: &str, by: &str, now: u64) -> Result<Option<Share>, StoreError> {
+        let mut c = self.conn.clone();
+        let script = self.revoke.clone();
+        let (share_key, code_key, gen, channel) = (
+            self.key("share", id),
+            self.key("code", id),
+            self.gen_key(),
+            self.channel(),
+        );
+        let (by, id) = (by.to_string(), id.to_string());
+        self.on_rt(async move {
+            let raw: Option<String> = script
+                .key(share_key)
+                .key(code_key)
+                .key(gen)
+                .arg(by)
+                .arg(now)
+                .arg(channel)
+                .arg(id)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            raw.as_deref().map(decode).transpose()
+        })
+        .await
+    }
+
+    async fn issue_code(
+        &self,
+        share_id: &str,
+        code: PendingCode,
+        now: u64,
+        limits: CodeLimits,
+    ) -> Result<IssueOutcome, StoreError> {
+        let mut c = self.conn.clone();
+        let script = self.issue.clone();
+        let (share_key, code_key) = (self.key("share", share_id), self.key("code", share_id));
+        let ttl = code.expires_at.saturating_sub(now).max(1);
+        let code_json =
+            serde_json::to_string(&code).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.on_rt(async move {
+            let reply: Vec<String> = script
+                .key(share_key)
+                .key(code_key)
+                .arg(code_json)
+                .arg(now)
+                .arg(limits.resend_interval)
+                .arg(limits.sends_per_hour)
+                .arg(ttl)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            Ok(match reply.first().map(String::as_str) {
+                Some("issued") => {
+                    IssueOutcome::Issued(Box::new(decode(reply.get(1).map_or("", String::as_str))?))
+                }
+                Some("limited") => IssueOutcome::RateLimited {
+                    retry_after: reply.get(1).and_then(|r| r.parse().ok()).unwrap_or(60),
+                },
+                _ => IssueOutcome::Unusable,
+            })
+        })
+        .await
+    }
+
+    async fn check_code(
+        &self,
+        share_id: &str,
+        mac: &str,
+        now: u64,
+        limits: CodeLimits,
+    ) -> Result<CodeCheck, StoreError> {
+        let mut c = self.conn.clone();
+        let script = self.check.clone();
+        let (share_key, code_key, gen, channel) = (
+            self.key("share", share_id),
+            self.key("code", share_id),
+            self.gen_key(),
+            self.channel(),
+        );
+        let (mac, id) = (mac.to_string(), share_id.to_string());
+        self.on_rt(async move {
+            let reply: Vec<String> = script
+                .key(share_key)
+                .key(code_key)
+                .key(gen)
+                .arg(mac)
+                .arg(now)
+                .arg(limits.max_attempts)
+                .arg(limits.failure_budget)
+                .arg(channel)
+                .arg(id)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            Ok(match reply.first().map(String::as_str) {
+                Some("verified") => {
+                    CodeCheck::Verified(Box::new(decode(reply.get(1).map_or("", String::as_str))?))
+                }
+                Some("wrong") => CodeCheck::Wrong {
+                    left: reply.get(1).and_then(|r| r.parse().ok()).unwrap_or(0),
+                },
+                Some("nocode") => CodeCheck::NoCode,
+                Some("locked") => CodeCheck::Locked,
+                _ => CodeCheck::Unusable,
+            })
+        })
+        .await
+    }
+}
+
+/// Keeps a replica's local index in step with Redis: applies every published change,
+/// resynchronises on a generation gap or a reconnect, polls the generation to prove
+/// contact, and lets the index go stale (guests refused) when contact is lost.
+pub struct RedisSync {
+    store: Arc<RedisStore>,
+    index: Arc<ShareIndex>,
+}
+
+impl RedisSync {
+    /// A syncer for `index`.
+    pub fn new(store: Arc<RedisStore>, index: Arc<ShareIndex>) -> Self {
+        Self { store, index }
+    }
+
+    /// Full reload: every share, and the generation it corresponds to.
+    pub async fn resync(&self) -> Result<u64, StoreError> {
+        // Generation first: a change racing with the reload shows up as a newer one.
+        let gen = self.store.generation().await?;
+        let all = self.store.all_shares().await?;
+        self.index.replace_all(&all);
+        self.index.mark_fresh();
+        Ok(gen)
+    }
+
+    /// Runs forever on the Redis runtime.
+    pub async fn run(self) {
+        let poll = (self.store.cfg.staleness_bound / 4).max(Duration::from_millis(100));
+        loop {
+            let mut pubsub = match self.store.client.get_async_pubsub().await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis pub/sub unavailable; guests are refused once the index is stale");
+                    tokio::time::sleep(poll).await;
+                    continue;
+                }
+            };
+            if let Err(e) = pubsub.subscribe(self.store.channel()).await {
+                tracing::warn!(error = %e, "redis subscribe failed");
+                tokio::time::sleep(poll).await;
+                continue;
+            }
+            // Subscribed first, then reloaded: nothing published in between is lost.
+            let mut last_gen = match self.resync().await {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis resync failed");
+                    tokio::time::sleep(poll).await;
+                    continue;
+                }
+            };
+            tracing::info!(
+                generation = last_gen,
+                shares = self.index.len(),
+                "share index synchronised from redis"
+            );
+            let mut stream = pubsub.into_on_message();
+            let mut ticker = tokio::time::interval(poll);
+            loop {
+                tokio::select! {
+                    msg = stream.next() => {
+                        let Some(msg) = msg else { break };
+                        let payload: String = msg.get_payload().unwrap_or_default();
+                        let (gen, id) = payload.split_once(' ').unwrap_or(("0", ""));
+                        let gen: u64 = gen.parse().unwrap_or(0);
+                        if gen != last_gen + 1 {
+                            // A gap (missed messages) or a reset: reload everything.
+                            match self.resync().await { Ok(g) => last_gen = g.max(gen), Err(_) => break }
+                            continue;
+                        }
+                        match self.store.share(id).await {
+                            Ok(Some(s)) => { self.index.upsert(&s); last_gen = gen; self.index.mark_fresh(); }
+                            Ok(None) => { match self.resync().await { Ok(g) => last_gen = g, Err(_) => break } }
+                            Err(_) => break,
+                        }
+                    }
+                    _ = ticker.tick() => {
+                        match self.store.generation().await {
+                            Ok(g) if g == last_gen => self.index.mark_fresh(),
+                            Ok(g) if g > last_gen => {
+                                // Messages may still be on their way; a persistent lag means we missed some.
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                match self.resync().await { Ok(g2) => last_gen = g2, Err(_) => break }
+                            }
+                            Ok(_) => {
+                                // Generation went backwards: Redis lost its data. Reload (and deny what is gone).
+                                tracing::warn!("redis generation went backwards; reloading the share index");
+                                match self.resync().await { Ok(g) => last_gen = g, Err(_) => break }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "redis unreachable"),
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! One behaviour suite, run against both store backends (embedded file, real Redis), so
+//! they cannot drift: code single use, attempts, expiry, resend limits, failure budget,
+//! revocation, and survival of a reopen.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::RedisServer;
+use guestgate::store::{
+    CodeCheck, CodeLimits, EmbeddedStore, IssueOutcome, PendingCode, RedisConfig, RedisStore,
+    Share, ShareStatus, Store,
+};
+
+const LIMITS: CodeLimits = CodeLimits {
+    max_attempts: 5,
+    failure_budget: 7,
+    resend_interval: 60,
+    sends_per_hour: 3,
+};
+
+// Times are unix seconds near now: Redis expires code keys by its own clock.
+fn now() -> u64 {
+    guestgate::session::unix_now()
+}
+
+fn share(id: &str, t: u64) -> Share {
+    Share {
+        id: id.into(),
+        email: "g@x.test".into(),
+        case: "42".into(),
+        version: "3".into(),
+        profile: "view-only".into(),
+        created_by: "t".into(),
+        created_at: t,
+        expires_at: t + 10_000,
+        status: ShareStatus::Pending,
+        accepted_at: None,
+        revoked_at: None,
+        revoked_by: None,
+        failures: 0,
+        locked: false,
+        sends: vec![],
+    }
+}
+
+fn code(mac: &str, t: u64) -> PendingCode {
+    PendingCode {
+        mac: mac.into(),
+        expires_at: t + 600,
+        attempts: 0,
+    }
+}
+
+async fn codes_are_single_use_and_die_after_five_wrong_tries(s: &dyn Store) {
+    let t = now();
+    s.create_share(&share("a", t), "tok-a").await.unwrap();
+    assert!(matches!(
+        s.issue_code("a", code("m1", t), t, LIMITS).await.unwrap(),
+        IssueOutcome::Issued(_)
+    ));
+    for left in (1..5).rev() {
+        assert_eq!(
+            s.check_code("a", "bad", t + 1, LIMITS).await.unwrap(),
+            CodeCheck::Wrong { left }
+        );
+    }
+    assert_eq!(
+        s.check_code("a", "bad", t + 1, LIMITS).await.unwrap(),
+        CodeCheck::Wrong { left: 0 }
+    );
+    assert_eq!(
+        s.check_code("a", "m1", t + 2, LIMITS).await.unwrap(),
+        CodeCheck::NoCode
+    );
+    assert!(matches!(
+        s.issue_code("a", code("m2", t + 100), t + 100, LIMITS)
+            .await
+            .unwrap(),
+        IssueOutcome::Issued(_)
+    ));
+    let CodeCheck::Verified(sh) = s.check_code("a", "m2", t + 101, LIMITS).await.unwrap() else {
+        panic!("not verified")
+    };
+    assert_eq!(
+        (sh.status, sh.accepted_at, sh.failures),
+        (ShareStatus::Active, Some(t + 101), 0)
+    );
+    assert_eq!(
+        s.check_code("a", "m2", t + 102, LIMITS).await.unwrap(),
+        CodeCheck::NoCode
+    );
+}
+
+async fn expired_codes_fail_and_resends_are_limited(s: &dyn Store) {
+    let t = now();
+    s.create_share(&share("b", t), "tok-b").await.unwrap();
+    s.issue_code("b", code("m", t), t, LIMITS).await.unwrap();
+    assert_eq!(
+        s.check_code("b", "m", t + 600, LIMITS).await.unwrap(),
+        CodeCheck::NoCode
+    );
+    assert_eq!(
+        s.issue_code("b", code("m", t + 30), t + 30, LIMITS)
+            .await
+            .unwrap(),
+        IssueOutcome::RateLimited { retry_after: 30 }
+    );
+    s.issue_code("b", code("m", t + 60), t + 60, LIMITS)
+        .await
+        .unwrap();
+    s.issue_code("b", code("m", t + 120), t + 120, LIMITS)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.issue_code("b", code("m", t + 200), t + 200, LIMITS)
+            .await
+            .unwrap(),
+        IssueOutcome::RateLimited { .. }
+    ));
+    assert!(matches!(
+        s.issue_code("b", code("m", t + 3700), t + 3700, LIMITS)
+            .await
+            .unwrap(),
+        IssueOutcome::Issued(_)
+    ));
+}
+
+async fn the_failure_budget_locks_the_share_across_codes(s: &dyn Store) {
+    let t = now();
+    s.create_share(&share("c", t), "tok-c").await.unwrap();
+    s.issue_code("c", code("m1", t), t, LIMITS).await.unwrap();
+    for _ in 0..5 {
+        s.check_code("c", "bad", t + 1, LIMITS).await.unwrap();
+    }
+    s.issue_code("c", code("m2", t + 100), t + 100, LIMITS)
+        .await
+        .unwrap();
+    s.check_code("c", "bad", t + 101, LIMITS).await.unwrap();
+    assert_eq!(
+        s.check_code("c", "bad", t + 102, LIMITS).await.unwrap(),
+        CodeCheck::Locked
+    );
+    assert_eq!(
+        s.check_code("c", "m2", t + 103, LIMITS).await.unwrap(),
+        CodeCheck::Locked
+    );
+    assert_eq!(
+        s.issue_code("c", code("m3", t + 200), t + 200, LIMITS)
+            .await
+            .unwrap(),
+        IssueOutcome::Unusable
+    );
+}
+
+async fn revocation_is_idempotent_and_kills_pending_codes(s: &dyn Store) {
+    let t = now();
+    s.create_share(&share("d", t), "tok-d").await.unwrap();
+    s.issue_code("d", code("md", t), t, LIMITS).await.unwrap();
+    let r = s.revoke("d", "staff@x", t + 5).await.unwrap().unwrap();
+    assert_eq!(
+        (r.status, r.revoked_at, r.revoked_by.as_deref()),
+        (ShareStatus::Revoked, Some(t + 5), Some("staff@x"))
+    );
+    let r2 = s.revoke("d", "other", t + 6).await.unwrap().unwrap();
+    assert_eq!(
+        (r2.revoked_at, r2.revoked_by.as_deref()),
+        (Some(t + 5), Some("staff@x"))
+    );
+    assert_eq!(
+        s.check_code("d", "md", t + 7, LIMITS).await.unwrap(),
+        CodeCheck::Unusable
+    );
+    assert!(s.revoke("nope", "x", t).await.unwrap().is_none());
+}
+
+async fn lookups(s: &dyn Store) {
+    let t = now();
+    s.create_share(&share("e", t), "tok-e").await.unwrap();
+    assert_eq!(s.share_by_token("tok-e").await.unwrap().unwrap().id, "e");
+    assert!(s.share_by_token("tok-x").await.unwrap().is_none());
+    assert_eq!(s.share("e").await.unwrap().unwrap(), share("e", t));
+    assert!(s.all_shares().await.unwrap().iter().any(|x| x.id == "e"));
+}
+
+async fn suite(s: &dyn Store) {
+    codes_are_single_use_and_die_after_five_wrong_tries(s).await;
+    expired_codes_fail_and_resends_are_limited(s).await;
+    the_failure_budget_locks_the_share_across_codes(s).await;
+    revocation_is_idempotent_and_kills_pending_codes(s).await;
+    lookups(s).await;
+}
+
+/// Data written before must be there after.
+async fn survived(s: &dyn Store) {
+    assert_eq!(s.all_shares().await.unwrap().len(), 5);
+    assert_eq!(
+        s.share("d").await.unwrap().unwrap().status,
+        ShareStatus::Revoked
+    );
+    assert!(s.share("c").await.unwrap().unwrap().locked);
+    assert_eq!(s.share_by_token("tok-e").await.unwrap().unwrap().id, "e");
+}
+
+#[tokio::test]
+async fn embedded_backend() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("db");
+    suite(&EmbeddedStore::open(&path).unwrap()).await;
+    survived(&EmbeddedStore::open(&path).unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_backend() {
+    let d = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(d.path(), false);
+    let cfg = RedisConfig {
+        url: redis.url(),
+        prefix: "{gg-test}:".into(),
+        timeout: Duration::from_secs(1),
+        staleness_bound: Duration::from_secs(3),
+    };
+    let rt = tokio::runtime::Handle::current();
+    let store = Arc::new(RedisStore::connect(cfg.clone(), rt.clone()).await.unwrap());
+    suite(store.as_ref()).await;
+    // a second connection (another replica) sees the same truth
+    survived(&RedisStore::connect(cfg, rt).await.unwrap()).await;
+}
