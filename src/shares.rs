@@ -387,6 +387,12 @@ impl Shares {
         Ok(outcome)
     }
 
+    /// Counts one code check from a client address this minute (shared by all replicas
+    /// with Redis); returns the count so far.
+    pub async fn count_verify(&self, client: &str, now: u64) -> Result<u32, StoreError> {
+        self.store.count_verify(client, now).await
+    }
+
     /// Revokes one share (idempotent).
     pub async fn revoke(&self, id: &str, by: &str, now: u64) -> Result<Share, ShareError> {
         let share = self

@@ -305,3 +305,26 @@ fn a_redis_that_comes_back_empty_denies() {
     assert_eq!(r.json()["reason"], "share_inactive");
     println!("redis restarted empty: statuses until denial {after_restart:?}");
 }
+
+#[test]
+fn the_per_address_throttle_is_shared_by_replicas() {
+    let d = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(d.path(), false);
+    let throttled = |key_from: Option<&Gate>| {
+        Gate::start(Opts {
+            redis: Some(redis.url()),
+            key_file: key_from.map(|g| g.dir.path().join("session.key")),
+            guest_config: "verify_per_ip_per_minute = 3".into(),
+            ..Opts::default()
+        })
+    };
+    let a = throttled(None);
+    let b = throttled(Some(&a));
+    let (_, link, code) = share(&a, "throttle@lab.example");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_eq!(verify(&mut Browser::new(&a), &link, wrong), 401);
+    assert_eq!(verify(&mut Browser::new(&b), &link, wrong), 401);
+    assert_eq!(verify(&mut Browser::new(&a), &link, wrong), 401);
+    // the fourth try this minute, on the other replica, is refused before the code is checked
+    assert_eq!(verify(&mut Browser::new(&b), &link, &code), 429);
+}

@@ -184,7 +184,16 @@ async fn lookups(s: &dyn Store) {
     assert!(s.all_shares().await.unwrap().iter().any(|x| x.id == "e"));
 }
 
+async fn verify_counts_are_per_client_and_minute(s: &dyn Store) {
+    let t = now() / 60 * 60;
+    assert_eq!(s.count_verify("10.0.0.1", t).await.unwrap(), 1);
+    assert_eq!(s.count_verify("10.0.0.1", t + 30).await.unwrap(), 2);
+    assert_eq!(s.count_verify("10.0.0.2", t + 30).await.unwrap(), 1);
+    assert_eq!(s.count_verify("10.0.0.1", t + 60).await.unwrap(), 1);
+}
+
 async fn suite(s: &dyn Store) {
+    verify_counts_are_per_client_and_minute(s).await;
     codes_are_single_use_and_die_after_five_wrong_tries(s).await;
     expired_codes_fail_and_resends_are_limited(s).await;
     the_failure_budget_locks_the_share_across_codes(s).await;

@@ -3,9 +3,7 @@
 //! cookie), "send me a new code", the list of shares this browser holds, and logout.
 //! Nothing under the prefix ever reaches the app.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 
 use pingora::proxy::Session;
 use pingora::Result;
@@ -64,32 +62,6 @@ pub struct PageEvent {
     pub share: Option<Share>,
 }
 
-/// Verify attempts per client IP per minute, counted locally.
-#[derive(Debug, Default)]
-pub struct IpThrottle {
-    windows: Mutex<HashMap<IpAddr, (u64, u32)>>,
-}
-
-impl IpThrottle {
-    /// Counts one attempt; false when the IP is over `per_minute` this minute.
-    pub fn allow(&self, ip: IpAddr, now: u64, per_minute: u32) -> bool {
-        let minute = now / 60;
-        let Ok(mut w) = self.windows.lock() else {
-            return false;
-        };
-        if w.len() > 100_000 {
-            // Old windows are worthless; drop them rather than grow without bound.
-            w.retain(|_, (m, _)| *m == minute);
-        }
-        let e = w.entry(ip).or_insert((minute, 0));
-        if e.0 != minute {
-            *e = (minute, 0);
-        }
-        e.1 += 1;
-        e.1 <= per_minute
-    }
-}
-
 /// Everything the guest routes need.
 pub struct GuestRoutes<'a> {
     /// Share flows.
@@ -98,8 +70,6 @@ pub struct GuestRoutes<'a> {
     pub keys: &'a SessionKeys,
     /// Session settings.
     pub session: &'a SessionConfig,
-    /// Per-IP throttle.
-    pub throttle: &'a IpThrottle,
 }
 
 fn cfg<'a>(g: &'a GuestRoutes<'_>) -> &'a GuestConfig {
@@ -334,10 +304,11 @@ impl GuestRoutes<'_> {
             share: Some(share.clone()),
         };
         if let Some(ip) = client {
-            if !self
-                .throttle
-                .allow(ip, now, cfg(self).verify_per_ip_per_minute)
-            {
+            let count = match self.shares.count_verify(&ip.to_string(), now).await {
+                Ok(n) => n,
+                Err(e) => return self.unavailable(session, ev, &e.to_string()).await,
+            };
+            if count > cfg(self).verify_per_ip_per_minute {
                 ev.event = "throttled";
                 let html = self.challenge_page(
                     prefix,
@@ -513,15 +484,6 @@ mod tests {
         assert_eq!(route("POST", "/s/abc"), Route::WrongMethod);
         assert_eq!(route("GET", "/s/abc/../x"), Route::NotFound);
         assert_eq!(route("GET", ""), Route::NotFound);
-    }
-
-    #[test]
-    fn the_ip_throttle_counts_per_minute() {
-        let t = IpThrottle::default();
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        assert!((0..3).all(|_| t.allow(ip, 120, 3)));
-        assert!(!t.allow(ip, 130, 3));
-        assert!(t.allow(ip, 180, 3));
     }
 
     #[test]

@@ -45,7 +45,6 @@ pub struct GuestGateProxy {
     audit_pass_through: bool,
     shares: Arc<Shares>,
     session_cfg: SessionConfig,
-    throttle: guest::IpThrottle,
 }
 
 /// Everything the proxy is built from.
@@ -80,7 +79,6 @@ impl GuestGateProxy {
             audit_pass_through: p.audit_pass_through,
             shares: p.shares,
             session_cfg: p.session_cfg,
-            throttle: guest::IpThrottle::default(),
         }
     }
 
@@ -122,7 +120,6 @@ impl GuestGateProxy {
             shares: &self.shares,
             keys: &self.gate.keys,
             session: &self.session_cfg,
-            throttle: &self.throttle,
         };
         let event = routes.handle(session, route, unix_now(), client).await?;
         ctx.page = Some(event);

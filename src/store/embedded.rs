@@ -10,7 +10,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use subtle::ConstantTimeEq;
 
 use super::{
-    CodeCheck, CodeLimits, IssueOutcome, PendingCode, Share, ShareStatus, Store, StoreError,
+    CodeCheck, CodeLimits, IssueOutcome, MinuteCounter, PendingCode, Share, ShareStatus, Store,
+    StoreError,
 };
 
 const SHARES: TableDefinition<&str, &[u8]> = TableDefinition::new("shares");
@@ -20,6 +21,7 @@ const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("codes");
 /// File-backed store.
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    verify_counts: MinuteCounter,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -49,7 +51,10 @@ impl EmbeddedStore {
             tx.open_table(CODES).map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(db),
+            verify_counts: MinuteCounter::default(),
+        })
     }
 
     /// Runs blocking database work off the async worker.
@@ -303,6 +308,11 @@ impl Store for EmbeddedStore {
             Ok(outcome)
         })
         .await
+    }
+
+    async fn count_verify(&self, client: &str, now: u64) -> Result<u32, StoreError> {
+        // One instance: counting in memory is exact; nothing here needs to survive a restart.
+        Ok(self.verify_counts.count(client, now))
     }
 }
 

@@ -174,4 +174,51 @@ pub trait Store: Send + Sync {
         now: u64,
         limits: CodeLimits,
     ) -> Result<CodeCheck, StoreError>;
+    /// Counts one code check from `client` in the current minute; returns the count so far.
+    async fn count_verify(&self, client: &str, now: u64) -> Result<u32, StoreError>;
+}
+
+/// Per-minute counters kept in memory (for a single instance).
+#[derive(Debug, Default)]
+pub struct MinuteCounter {
+    windows: std::sync::Mutex<std::collections::HashMap<String, (u64, u32)>>,
+}
+
+impl MinuteCounter {
+    /// Counts one event for `key` in the minute of `now`; returns the count so far.
+    pub fn count(&self, key: &str, now: u64) -> u32 {
+        let minute = now / 60;
+        let Ok(mut w) = self.windows.lock() else {
+            return u32::MAX;
+        };
+        if w.len() > 100_000 {
+            // Old windows are worthless; drop them rather than grow without bound.
+            w.retain(|_, (m, _)| *m == minute);
+        }
+        let e = w.entry(key.to_string()).or_insert((minute, 0));
+        if e.0 != minute {
+            *e = (minute, 0);
+        }
+        e.1 = e.1.saturating_add(1);
+        e.1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minute_counters_reset_each_minute() {
+        let c = MinuteCounter::default();
+        assert_eq!(
+            (
+                c.count("ip", 120),
+                c.count("ip", 130),
+                c.count("other", 130)
+            ),
+            (1, 2, 1)
+        );
+        assert_eq!(c.count("ip", 180), 1);
+    }
 }

@@ -115,6 +115,12 @@ end
 return {'wrong', tostring(max - c.attempts)}
 ";
 
+const COUNT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], 120) end
+return n
+";
+
 /// Redis settings.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
@@ -138,6 +144,7 @@ pub struct RedisStore {
     revoke: Script,
     issue: Script,
     check: Script,
+    count: Script,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -187,6 +194,7 @@ impl RedisStore {
             revoke: Script::new(REVOKE),
             issue: Script::new(ISSUE_CODE),
             check: Script::new(CHECK_CODE),
+            count: Script::new(COUNT),
         })
     }
 
@@ -399,6 +407,20 @@ impl Store for RedisStore {
                 Some("locked") => CodeCheck::Locked,
                 _ => CodeCheck::Unusable,
             })
+        })
+        .await
+    }
+
+    async fn count_verify(&self, client: &str, now: u64) -> Result<u32, StoreError> {
+        let mut c = self.conn.clone();
+        let script = self.count.clone();
+        let key = self.key("verify", &format!("{client}:{}", now / 60));
+        self.on_rt(async move {
+            script
+                .key(key)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)
         })
         .await
     }
