@@ -190,6 +190,7 @@ impl AuditSink {
         if pending.len() + line.len() > MAX_PENDING {
             drop(pending);
             let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            crate::metrics::get().audit_dropped.inc();
             tracing::error!(dropped_total = n, "audit writer is behind; event dropped");
             return;
         }

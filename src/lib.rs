@@ -12,6 +12,7 @@ pub mod config;
 pub mod decision;
 pub mod framing;
 pub mod mail;
+pub mod metrics;
 pub mod otp;
 pub mod policy;
 pub mod proxy;

@@ -348,10 +348,20 @@ impl Shares {
             access: &access,
             resend,
         };
-        Ok(match self.mailer.send(&inv).await {
+        let outcome = match self.mailer.send(&inv).await {
             Ok(()) => EmailOutcome::Sent,
             Err(e) => EmailOutcome::Failed(e.to_string()),
-        })
+        };
+        let label = if outcome == EmailOutcome::Sent {
+            "sent"
+        } else {
+            "failed"
+        };
+        crate::metrics::get()
+            .invitations
+            .with_label_values(&[label])
+            .inc();
+        Ok(outcome)
     }
 
     /// The usable share behind a link token (unknown, revoked and expired all = None).
@@ -387,6 +397,17 @@ impl Shares {
         Ok(outcome)
     }
 
+    /// Re-reads one share from the store into the index; true if it is now usable.
+    pub async fn refresh(&self, id: &str, now: u64) -> Result<bool, StoreError> {
+        match self.store.share(id).await? {
+            Some(share) => {
+                self.index.upsert(&share);
+                Ok(share.status == ShareStatus::Active && share.usable(now))
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Counts one code check from a client address this minute (shared by all replicas
     /// with Redis); returns the count so far.
     pub async fn count_verify(&self, client: &str, now: u64) -> Result<u32, StoreError> {
@@ -400,6 +421,10 @@ impl Shares {
             .revoke(id, by, now)
             .await?
             .ok_or(ShareError::NotFound)?;
+        // Count revocations made by this call, not repeats of an earlier one.
+        if share.revoked_at == Some(now) && share.revoked_by.as_deref() == Some(by) {
+            crate::metrics::get().revocations.inc();
+        }
         self.index.upsert(&share);
         Ok(share)
     }

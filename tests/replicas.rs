@@ -86,6 +86,19 @@ fn a_revocation_through_one_replica_is_seen_by_the_other() {
     );
     // Target: p99 ≤ 100 ms on loopback; asserted with room for a loaded CI machine.
     assert!(lags[98] < Duration::from_millis(500), "p99 {:?}", lags[98]);
+    // B measured the propagation of every change it applied
+    let m = common::http(
+        b.admin,
+        "GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap()
+    .body;
+    let applied: f64 = m
+        .lines()
+        .find(|l| l.starts_with("guestgate_revocation_propagation_seconds_count"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(applied >= 100.0, "propagation observed {applied} times");
 }
 
 #[test]
@@ -327,4 +340,25 @@ fn the_per_address_throttle_is_shared_by_replicas() {
     assert_eq!(verify(&mut Browser::new(&a), &link, wrong), 401);
     // the fourth try this minute, on the other replica, is refused before the code is checked
     assert_eq!(verify(&mut Browser::new(&b), &link, &code), 429);
+}
+
+#[test]
+fn a_guest_redirected_to_the_other_replica_right_after_verifying_gets_in() {
+    let d = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(d.path(), false);
+    let a = replica(&redis, None, "");
+    let b = replica(&redis, Some(&a), "");
+    for i in 0..20 {
+        let (_, link, code) = share(&a, &format!("hop{i}@lab.example"));
+        let mut browser = Browser::new(&a);
+        assert_eq!(verify(&mut browser, &link, &code), 303);
+        // no wait: B may not have applied the activation yet
+        let r = b.send(
+            "GET",
+            "/cases/43/versions/1",
+            browser.cookie.as_deref(),
+            &[],
+        );
+        assert_eq!(r.status, 200, "hop {i}: {}", r.body);
+    }
 }

@@ -347,6 +347,10 @@ fn share_error(e: ShareError) -> Reply {
         ShareError::Invalid { field, why } => fail(422, "invalid", format!("{field}: {why}")),
         ShareError::NotFound => fail(404, "not_found", "no such share"),
         ShareError::Store(e) => {
+            crate::metrics::get()
+                .store_errors
+                .with_label_values(&["admin"])
+                .inc();
             tracing::error!(error = %e, "store error in admin API");
             fail(
                 503,

@@ -34,6 +34,11 @@ impl Readiness {
         self.policies_loaded.store(v, Ordering::Release);
     }
 
+    /// The share index this instance serves from.
+    pub fn index(&self) -> &crate::store::ShareIndex {
+        &self.index
+    }
+
     /// Every dependency is ready.
     pub fn is_ready(&self) -> bool {
         self.policies_loaded.load(Ordering::Acquire) && self.index.is_fresh()
@@ -92,6 +97,28 @@ impl ServeHttp for AdminApp {
         let path = session.req_header().uri.path().to_string();
         match path.as_str() {
             "/healthz" => json(200, serde_json::json!({"status": "ok"})),
+            "/metrics" => {
+                let m = crate::metrics::get();
+                let index = self.readiness.index();
+                let (pending, active, revoked, expired) = index.counts(crate::session::unix_now());
+                for (status, n) in [
+                    ("pending", pending),
+                    ("active", active),
+                    ("revoked", revoked),
+                    ("expired", expired),
+                ] {
+                    m.shares.with_label_values(&[status]).set(n);
+                }
+                m.staleness_ms
+                    .set(i64::try_from(index.staleness_ms()).unwrap_or(i64::MAX));
+                let body = m.render();
+                Response::builder()
+                    .status(200)
+                    .header("content-type", "text/plain; version=0.0.4")
+                    .header("content-length", body.len())
+                    .body(body)
+                    .unwrap_or_default()
+            }
             "/readyz" => {
                 if self.readiness.is_ready() {
                     json(200, serde_json::json!({"status": "ready"}))

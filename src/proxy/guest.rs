@@ -280,6 +280,10 @@ impl GuestRoutes<'_> {
         mut ev: PageEvent,
         why: &str,
     ) -> Result<PageEvent> {
+        crate::metrics::get()
+            .store_errors
+            .with_label_values(&["guest_page"])
+            .inc();
         tracing::error!(error = why, "store unavailable on a guest page");
         ev.event = "store_unavailable";
         let html = pages::message(

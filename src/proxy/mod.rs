@@ -21,6 +21,7 @@ use pingora::Result;
 use crate::audit::{timestamp, AuditSink, ChallengeEvent, DecisionEvent};
 use crate::config::{SessionConfig, UpstreamConfig};
 use crate::decision::{Gate, RequestFacts, Verdict};
+use crate::metrics;
 use crate::session::{random_hex, unix_now};
 use crate::shares::Shares;
 use headers::HeaderRules;
@@ -33,6 +34,7 @@ pub struct RequestCtx {
     started: Instant,
     verdict: Option<Verdict>,
     page: Option<guest::PageEvent>,
+    upstream_sent: Option<Instant>,
 }
 
 /// The proxy service.
@@ -88,6 +90,23 @@ impl GuestGateProxy {
         (rest.is_empty() || rest.starts_with('/')).then_some(rest)
     }
 
+    /// The share behind a `share_inactive` denial, when the local index may simply lag.
+    fn just_verified_elsewhere(&self, verdict: &Verdict) -> Option<String> {
+        let Verdict::Deny {
+            reason: "share_inactive",
+            guest: Some(guest),
+            ..
+        } = verdict
+        else {
+            return None;
+        };
+        let id = &guest.share.as_ref()?.id;
+        self.shares
+            .index()
+            .may_be_newer_elsewhere(id)
+            .then(|| id.clone())
+    }
+
     /// Answers a request for one of guestgate's own pages.
     async fn guest_page(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let raw_head = session.as_downstream().to_h1_raw();
@@ -138,6 +157,7 @@ impl ProxyHttp for GuestGateProxy {
             started: Instant::now(),
             verdict: None,
             page: None,
+            upstream_sent: None,
         }
     }
 
@@ -162,7 +182,20 @@ impl ProxyHttp for GuestGateProxy {
                 .collect(),
             header_names: req.headers.keys().map(|k| k.as_str()).collect(),
         };
-        let verdict = self.gate.decide(&facts, unix_now());
+        let decided = Instant::now();
+        let now = unix_now();
+        let mut verdict = self.gate.decide(&facts, now);
+        metrics::get()
+            .decision_seconds
+            .observe(decided.elapsed().as_secs_f64());
+        if let Some(id) = self.just_verified_elsewhere(&verdict) {
+            // A share verified on another replica moments ago: ask the store once rather
+            // than refuse a guest who just entered the right code. Revoked shares never
+            // get here, so revocation stays a local, instant decision.
+            if self.shares.refresh(&id, now).await.unwrap_or(false) {
+                verdict = self.gate.decide(&facts, now);
+            }
+        }
         let answered = match &verdict {
             Verdict::Reject { status, reason, .. } => {
                 response::send(
@@ -255,6 +288,21 @@ impl ProxyHttp for GuestGateProxy {
             }
             upstream_request.set_uri(allowed.target.clone());
         }
+        ctx.upstream_sent = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut pingora::http::ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(sent) = ctx.upstream_sent {
+            metrics::get()
+                .upstream_seconds
+                .observe(sent.elapsed().as_secs_f64());
+        }
         Ok(())
     }
 
@@ -266,6 +314,10 @@ impl ProxyHttp for GuestGateProxy {
         ctx: &mut RequestCtx,
     ) {
         if let Some(page) = &ctx.page {
+            metrics::get()
+                .challenge
+                .with_label_values(&[page.event])
+                .inc();
             let share = page.share.as_ref();
             self.audit.emit(&ChallengeEvent {
                 ts: timestamp(ctx.arrived),
@@ -287,6 +339,17 @@ impl ProxyHttp for GuestGateProxy {
         let Some(verdict) = &ctx.verdict else {
             return;
         };
+        let m = metrics::get();
+        m.requests
+            .with_label_values(&[verdict.decision(), verdict.reason()])
+            .inc();
+        if let Verdict::Allow(a) = verdict {
+            if let (Some(share), Some(rule)) = (&a.guest.share, &a.guest.rule) {
+                m.allowed_by_rule
+                    .with_label_values(&[share.profile.as_str(), rule.as_str()])
+                    .inc();
+            }
+        }
         if matches!(verdict, Verdict::PassThrough { .. }) && !self.audit_pass_through {
             return;
         }

@@ -122,6 +122,15 @@ impl ShareIndex {
         }
     }
 
+    /// Whether a share is unknown here or known only as pending: it may have just been
+    /// verified on another replica. Revoked and active shares are settled locally.
+    pub fn may_be_newer_elsewhere(&self, id: &str) -> bool {
+        self.map
+            .read()
+            .map(|m| m.get(id).is_none_or(|s| s.status == ShareStatus::Pending))
+            .unwrap_or(false)
+    }
+
     /// Last access of a share (0 = never or unknown).
     pub fn last_access(&self, id: &str) -> u64 {
         self.map
@@ -129,6 +138,23 @@ impl ShareIndex {
             .ok()
             .and_then(|m| m.get(id).map(|s| s.last_access()))
             .unwrap_or(0)
+    }
+
+    /// Shares known, by effective status: (pending, active, revoked, expired).
+    pub fn counts(&self, now: u64) -> (i64, i64, i64, i64) {
+        let Ok(map) = self.map.read() else {
+            return (0, 0, 0, 0);
+        };
+        let mut c = (0, 0, 0, 0);
+        for s in map.values() {
+            match s.status {
+                ShareStatus::Revoked => c.2 += 1,
+                _ if s.expires_at <= now => c.3 += 1,
+                ShareStatus::Pending => c.0 += 1,
+                ShareStatus::Active => c.1 += 1,
+            }
+        }
+        c
     }
 
     /// Number of shares known.

@@ -26,7 +26,7 @@ redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[2])
 local g = redis.call('INCR', KEYS[4])
-redis.call('PUBLISH', ARGV[3], g .. ' ' .. ARGV[2])
+redis.call('PUBLISH', ARGV[3], g .. ' ' .. ARGV[2] .. ' ' .. ARGV[4])
 return g
 ";
 
@@ -43,7 +43,7 @@ if s.status ~= 'revoked' then
 end
 redis.call('DEL', KEYS[2])
 local g = redis.call('INCR', KEYS[3])
-redis.call('PUBLISH', ARGV[3], g .. ' ' .. ARGV[4])
+redis.call('PUBLISH', ARGV[3], g .. ' ' .. ARGV[4] .. ' ' .. ARGV[5])
 return raw
 ";
 
@@ -95,7 +95,7 @@ if c.mac == ARGV[1] then
   raw = cjson.encode(s)
   redis.call('SET', KEYS[1], raw)
   local g = redis.call('INCR', KEYS[3])
-  redis.call('PUBLISH', ARGV[5], g .. ' ' .. ARGV[6])
+  redis.call('PUBLISH', ARGV[5], g .. ' ' .. ARGV[6] .. ' ' .. ARGV[7])
   return {'verified', raw}
 end
 c.attempts = c.attempts + 1
@@ -109,7 +109,7 @@ end
 redis.call('SET', KEYS[1], cjson.encode(s))
 if s.locked then
   local g = redis.call('INCR', KEYS[3])
-  redis.call('PUBLISH', ARGV[5], g .. ' ' .. ARGV[6])
+  redis.call('PUBLISH', ARGV[5], g .. ' ' .. ARGV[6] .. ' ' .. ARGV[7])
   return {'locked'}
 end
 return {'wrong', tostring(max - c.attempts)}
@@ -145,6 +145,13 @@ pub struct RedisStore {
     issue: Script,
     check: Script,
     count: Script,
+}
+
+/// Wall-clock milliseconds, carried in change messages to measure propagation.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -293,6 +300,7 @@ impl Store for RedisStore {
                 .arg(json)
                 .arg(id)
                 .arg(channel)
+                .arg(now_ms())
                 .invoke_async(&mut c)
                 .await
                 .map_err(unavailable)?;
@@ -320,6 +328,7 @@ impl Store for RedisStore {
                 .arg(now)
                 .arg(channel)
                 .arg(id)
+                .arg(now_ms())
                 .invoke_async(&mut c)
                 .await
                 .map_err(unavailable)?;
@@ -393,6 +402,7 @@ impl Store for RedisStore {
                 .arg(limits.failure_budget)
                 .arg(channel)
                 .arg(id)
+                .arg(now_ms())
                 .invoke_async(&mut c)
                 .await
                 .map_err(unavailable)?;
@@ -488,15 +498,26 @@ impl RedisSync {
                     msg = stream.next() => {
                         let Some(msg) = msg else { break };
                         let payload: String = msg.get_payload().unwrap_or_default();
-                        let (gen, id) = payload.split_once(' ').unwrap_or(("0", ""));
-                        let gen: u64 = gen.parse().unwrap_or(0);
+                        let mut parts = payload.split(' ');
+                        let gen: u64 = parts.next().and_then(|g| g.parse().ok()).unwrap_or(0);
+                        let id = parts.next().unwrap_or("").to_string();
+                        let sent_ms: Option<u64> = parts.next().and_then(|t| t.parse().ok());
                         if gen != last_gen + 1 {
                             // A gap (missed messages) or a reset: reload everything.
                             match self.resync().await { Ok(g) => last_gen = g.max(gen), Err(_) => break }
                             continue;
                         }
-                        match self.store.share(id).await {
-                            Ok(Some(s)) => { self.index.upsert(&s); last_gen = gen; self.index.mark_fresh(); }
+                        match self.store.share(&id).await {
+                            Ok(Some(s)) => {
+                                self.index.upsert(&s);
+                                last_gen = gen;
+                                self.index.mark_fresh();
+                                if let Some(sent) = sent_ms {
+                                    // Wall clocks of replicas differ a little; the metric says so.
+                                    let lag = now_ms().saturating_sub(sent) as f64 / 1000.0;
+                                    crate::metrics::get().propagation_seconds.observe(lag);
+                                }
+                            }
                             Ok(None) => { match self.resync().await { Ok(g) => last_gen = g, Err(_) => break } }
                             Err(_) => break,
                         }
@@ -514,7 +535,10 @@ impl RedisSync {
                                 tracing::warn!("redis generation went backwards; reloading the share index");
                                 match self.resync().await { Ok(g) => last_gen = g, Err(_) => break }
                             }
-                            Err(e) => tracing::warn!(error = %e, "redis unreachable"),
+                            Err(e) => {
+                                crate::metrics::get().store_errors.with_label_values(&["sync"]).inc();
+                                tracing::warn!(error = %e, "redis unreachable");
+                            }
                         }
                     }
                 }
