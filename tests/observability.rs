@@ -163,3 +163,72 @@ fn a_thousand_guests_add_no_series_and_no_identities() {
         1000.0
     );
 }
+
+#[test]
+fn the_audit_file_is_a_verifiable_chain_and_searchable_by_deny_id() {
+    let mut g = Gate::start(Opts::default());
+    let c = g.cookie(
+        "expert@clinic.example",
+        &[("sh-42", "42", "3", "view-only")],
+    );
+    assert_eq!(
+        g.send("GET", "/cases/42/versions/3", Some(&c), &[]).status,
+        200
+    );
+    let denied = g.send(
+        "DELETE",
+        "/api/cases/42/versions/3/documents/1",
+        Some(&c),
+        &[],
+    );
+    let deny_id = denied.json()["deny_id"].as_str().unwrap().to_string();
+    g.audit_until("deny line", |e| e["deny_id"] == deny_id.as_str());
+    // the chain continues across a restart
+    g.restart();
+    assert_eq!(
+        g.send("GET", "/cases/42/versions/3/summary", Some(&c), &[])
+            .status,
+        200
+    );
+    g.audit_until("line after restart", |e| {
+        e["path"] == "/cases/42/versions/3/summary"
+    });
+    let file = g.dir.path().join("audit.log");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_guestgate"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let path = file.display().to_string();
+    let (code, out) = cli(&["audit", "verify", &path]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("ok: 3 lines"), "{out}");
+    let (code, out) = cli(&["audit", "search", &path, "--deny-id", &deny_id]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("\"method\":\"DELETE\"") && out.lines().count() == 1,
+        "{out}"
+    );
+    let (_, out) = cli(&["audit", "search", &path, "--email", "Expert@Clinic.Example"]);
+    assert_eq!(out.lines().count(), 3);
+
+    // edit one line: verify names it
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replacen("\"DELETE\"", "\"GET\"", 1)).unwrap();
+    let (code, out) = cli(&["audit", "verify", &path]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains(":2: line was edited"), "{out}");
+    // drop one line: verify names the line after the gap
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&file, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+    let (_, out) = cli(&["audit", "verify", &path]);
+    assert!(
+        out.contains(":2: a line before this one was dropped"),
+        "{out}"
+    );
+}
