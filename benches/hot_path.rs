@@ -57,7 +57,10 @@ fn hot_path(c: &mut Criterion) {
         max_target_length: 4096,
         cookie_name: "guestgate_session".into(),
         keys: SessionKeys::new(&[7u8; 32], &[], "guestgate", "guestgate"),
-        policies: Arc::new(policies.clone()),
+        policies: Arc::new(guestgate::reload::LivePolicies::fixed(
+            policies.clone(),
+            "guestgate_session",
+        )),
         index: Arc::new(index),
     };
     let profile = policies

@@ -8,7 +8,8 @@ use http::{HeaderName, HeaderValue};
 
 use crate::config::Mode;
 use crate::framing;
-use crate::policy::{Bindings, DenyReason, PolicySet, Scope, Var};
+use crate::policy::{Bindings, DenyReason, Scope, Var};
+use crate::reload::LivePolicies;
 use crate::session::{self, CookieLookup, SessionKeys, ShareGrant};
 use crate::store::ShareIndex;
 use crate::target::CanonicalTarget;
@@ -126,8 +127,8 @@ pub struct Gate {
     pub cookie_name: String,
     /// Token keys.
     pub keys: SessionKeys,
-    /// Compiled policies.
-    pub policies: Arc<PolicySet>,
+    /// Compiled policies (swapped on reload).
+    pub policies: Arc<LivePolicies>,
     /// Local share states: the allow-list of usable shares.
     pub index: Arc<ShareIndex>,
 }
@@ -244,9 +245,11 @@ impl Gate {
             return deny("method_override", guest);
         }
 
+        // One generation of policies for the whole decision, even if a reload lands now.
+        let policies = self.policies.current();
         let mut closest: Option<(Miss, &ShareGrant)> = None;
         for share in &claims.shares {
-            let outcome: Result<(), Miss> = match self.policies.get(&share.profile) {
+            let outcome: Result<(), Miss> = match policies.set.get(&share.profile) {
                 None => Err(Miss::ProfileUnknown),
                 Some(profile) => {
                     let scope = Scope {

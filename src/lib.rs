@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod otp;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod session;
 pub mod shares;

@@ -20,8 +20,8 @@ use crate::decision::Gate;
 use crate::mail::LettreMailer;
 use crate::otp::CodeKey;
 use crate::policy::PolicySet;
-use crate::proxy::headers::HeaderRules;
 use crate::proxy::{GuestGateProxy, ProxyParts};
+use crate::reload::{reload_on_sighup, LivePolicies};
 use crate::session::{load_or_create_key, SessionKeys};
 use crate::shares::Shares;
 use crate::store::{EmbeddedStore, RedisStore, RedisSync, ShareIndex, Store};
@@ -118,7 +118,16 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
         keys,
         upstream,
     } = check(config)?;
-    let policies = Arc::new(policies);
+    drop(policies); // validated by check(); the live copy below is what serves
+    let policies = Arc::new(
+        LivePolicies::load(
+            config.policies_dir.clone(),
+            config.strip_headers.clone(),
+            config.session.wire_cookie_name(),
+        )
+        .map_err(|e| anyhow!("{e}"))?,
+    );
+    reload_on_sighup(Arc::clone(&policies)).context("cannot install the SIGHUP handler")?;
     let (store, index) = open_store(&config.store)?;
     let mailer = LettreMailer::new(&config.mail_from, &config.mail).context("mail settings")?;
     // Codes are keyed with a secret derived from the session key, domain-separated.
@@ -136,21 +145,13 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
         AuditSink::start(config.audit.path.as_deref(), config.audit.flush_interval)
             .context("cannot open the audit stream")?,
     );
-    let headers = HeaderRules::new(
-        policies
-            .owned_headers()
-            .iter()
-            .cloned()
-            .chain(config.strip_headers.iter().cloned()),
-        &config.session.wire_cookie_name(),
-    );
     let readiness = Arc::new(Readiness::new(Arc::clone(&index)));
     let gate = Arc::new(Gate {
         mode: config.mode,
         max_target_length: config.max_target_length,
         cookie_name: config.session.wire_cookie_name(),
         keys,
-        policies,
+        policies: Arc::clone(&policies),
         index,
     });
     readiness.set_policies_loaded(true);
@@ -179,10 +180,10 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
         Arc::clone(&shares),
         config.api_keys.clone(),
         Arc::clone(&audit),
+        Arc::clone(&policies),
     );
     let proxy = GuestGateProxy::new(ProxyParts {
         gate,
-        headers,
         upstream,
         upstream_cfg: config.upstream.clone(),
         audit,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::config::GuestConfig;
 use crate::mail::{Invitation, Mailer};
 use crate::otp::{self, CodeKey};
-use crate::policy::PolicySet;
+use crate::reload::LivePolicies;
 use crate::session::random_hex;
 use crate::store::{
     CodeCheck, CodeLimits, IssueOutcome, PendingCode, Share, ShareIndex, ShareStatus, Store,
@@ -120,7 +120,7 @@ pub struct Shares {
     index: Arc<ShareIndex>,
     mailer: Arc<dyn Mailer>,
     code_key: CodeKey,
-    policies: Arc<PolicySet>,
+    policies: Arc<LivePolicies>,
     cfg: GuestConfig,
 }
 
@@ -188,7 +188,7 @@ impl Shares {
         index: Arc<ShareIndex>,
         mailer: Arc<dyn Mailer>,
         code_key: CodeKey,
-        policies: Arc<PolicySet>,
+        policies: Arc<LivePolicies>,
         cfg: GuestConfig,
     ) -> Self {
         Self {
@@ -239,6 +239,8 @@ impl Shares {
             return "viewing only".into();
         }
         self.policies
+            .current()
+            .set
             .get(profile)
             .map(|p| p.description.clone())
             .filter(|d| !d.is_empty())
@@ -251,8 +253,9 @@ impl Shares {
         check_id("case", &req.case)?;
         check_id("version", &req.version)?;
         let profile = req.profile.unwrap_or_else(|| "view-only".into());
-        if self.policies.get(&profile).is_none() {
-            let known: Vec<_> = self.policies.profiles().map(|p| p.name.as_str()).collect();
+        let policies = self.policies.current();
+        if policies.set.get(&profile).is_none() {
+            let known: Vec<_> = policies.set.profiles().map(|p| p.name.as_str()).collect();
             return Err(ShareError::Invalid {
                 field: "profile",
                 why: format!("no profile `{profile}` (known: {})", known.join(", ")),

@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 
 use crate::audit::{timestamp, AdminEvent, AuditSink};
 use crate::config::{ApiKey, Role};
+use crate::reload::LivePolicies;
 use crate::session::unix_now;
 use crate::shares::{rfc3339, EmailOutcome, NewShare, ShareError, ShareFilter, Shares};
 use crate::store::Share;
@@ -55,6 +56,7 @@ pub struct AdminApi {
     shares: Arc<Shares>,
     keys: Vec<ApiKey>,
     audit: Arc<AuditSink>,
+    policies: Arc<LivePolicies>,
 }
 
 /// `POST /admin/v1/shares` body.
@@ -103,11 +105,17 @@ struct Facts {
 
 impl AdminApi {
     /// Wires the API.
-    pub fn new(shares: Arc<Shares>, keys: Vec<ApiKey>, audit: Arc<AuditSink>) -> Self {
+    pub fn new(
+        shares: Arc<Shares>,
+        keys: Vec<ApiKey>,
+        audit: Arc<AuditSink>,
+        policies: Arc<LivePolicies>,
+    ) -> Self {
         Self {
             shares,
             keys,
             audit,
+            policies,
         }
     }
 
@@ -323,6 +331,22 @@ impl AdminApi {
                         )
                     }
                     Err(e) => share_error(e),
+                }
+            }
+            ("POST", ["admin", "v1", "reload"]) => {
+                facts.action = "policy.reload";
+                if let Some(r) = admin_only(facts) {
+                    return r;
+                }
+                match self.policies.reload() {
+                    Ok(n) => ok(200, json!({"status": "reloaded", "profiles": n})),
+                    Err(e) => {
+                        facts.reason = Some("invalid_policies".into());
+                        ok(
+                            422,
+                            json!({"error": "invalid_policies", "reason": e.to_string(), "in_force": "the previous policies"}),
+                        )
+                    }
                 }
             }
             (_, ["admin", "v1", ..]) => {

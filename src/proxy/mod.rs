@@ -24,7 +24,6 @@ use crate::decision::{Gate, RequestFacts, Verdict};
 use crate::metrics;
 use crate::session::{random_hex, unix_now};
 use crate::shares::Shares;
-use headers::HeaderRules;
 use response::Answer;
 
 /// Per-request state carried between phases.
@@ -40,7 +39,6 @@ pub struct RequestCtx {
 /// The proxy service.
 pub struct GuestGateProxy {
     gate: Arc<Gate>,
-    headers: HeaderRules,
     upstream: SocketAddr,
     upstream_cfg: UpstreamConfig,
     audit: Arc<AuditSink>,
@@ -53,8 +51,6 @@ pub struct GuestGateProxy {
 pub struct ProxyParts {
     /// Decision engine.
     pub gate: Arc<Gate>,
-    /// Header rules.
-    pub headers: HeaderRules,
     /// The app's resolved address.
     pub upstream: SocketAddr,
     /// Upstream settings.
@@ -74,7 +70,6 @@ impl GuestGateProxy {
     pub fn new(p: ProxyParts) -> Self {
         Self {
             gate: p.gate,
-            headers: p.headers,
             upstream: p.upstream,
             upstream_cfg: p.upstream_cfg,
             audit: p.audit,
@@ -270,9 +265,11 @@ impl ProxyHttp for GuestGateProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        self.headers.strip_owned(upstream_request);
+        // The owned headers of the policies in force now (they change on reload).
+        let headers = &self.gate.policies.current().headers;
+        headers.strip_owned(upstream_request);
         if let Some(Verdict::Allow(allowed)) = &ctx.verdict {
-            self.headers.strip_guest(upstream_request);
+            headers.strip_guest(upstream_request);
             for name in &allowed.remove_headers {
                 upstream_request.remove_header(name);
             }

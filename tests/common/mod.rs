@@ -371,6 +371,11 @@ impl Gate {
         self.proc = spawn(&cfg, &self.stderr, self.admin, self.addr);
     }
 
+    /// The guestgate process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.0.id()
+    }
+
     /// Calls the admin API with a bearer key; returns status and JSON (Null when empty).
     pub fn api(
         &self,
