@@ -157,3 +157,36 @@ fn requests_in_flight_during_reloads_are_unaffected() {
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
     assert_eq!(g.app.seen().len(), 300);
 }
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_then_exits() {
+    let mut g = Gate::start(Opts::default());
+    let addr = g.addr;
+    let slow =
+        std::thread::spawn(move || common::http(addr, &common::request("GET", "/slow", None, &[])));
+    wait_for(
+        "the slow request to reach the app",
+        Duration::from_secs(10),
+        || {
+            g.app
+                .seen()
+                .iter()
+                .any(|s| s.target == "/slow")
+                .then_some(())
+        },
+    );
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &g.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let r = slow
+        .join()
+        .unwrap()
+        .expect("the in-flight request got an answer");
+    assert_eq!((r.status, r.body.as_str()), (200, "slow answer\n"));
+    let status = wait_for("guestgate to exit", Duration::from_secs(20), || {
+        g.try_exit()
+    });
+    assert!(status.success(), "exit status {status}");
+}

@@ -18,6 +18,19 @@ use crate::shares::{rfc3339, EmailOutcome, NewShare, ShareError, ShareFilter, Sh
 use crate::store::Share;
 use crate::target::CanonicalTarget;
 
+/// Every route the API serves, as (method, OpenAPI path). `docs/openapi.json` must list
+/// exactly these (a test checks both directions), and a test calls each one.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/admin/v1/shares"),
+    ("GET", "/admin/v1/shares"),
+    ("GET", "/admin/v1/shares/{id}"),
+    ("DELETE", "/admin/v1/shares/{id}"),
+    ("GET", "/admin/v1/guests"),
+    ("GET", "/admin/v1/guests/{email}/shares"),
+    ("DELETE", "/admin/v1/guests/{email}"),
+    ("POST", "/admin/v1/reload"),
+];
+
 /// An API answer: status and JSON body.
 pub struct Reply {
     /// HTTP status.

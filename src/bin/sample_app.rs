@@ -96,6 +96,10 @@ async fn serve(mut stream: TcpStream, recorder: Recorder) -> std::io::Result<()>
                 let _ = f.flush();
             }
         }
+        if req.target == "/slow" {
+            // A long request, to show that in-flight requests survive a proxy shutdown.
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        }
         let (status, ctype, body) = route(&req);
         let head = format!(
             "HTTP/1.1 {status} {}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n\r\n",
@@ -255,6 +259,7 @@ fn route(req: &Request) -> (u16, &'static str, String) {
             "text/css",
             "body{font-family:system-ui;margin:2rem}header{color:#555}".into(),
         ),
+        ["slow"] => (200, "text/plain", "slow answer\n".into()),
         ["settings"] => page(
             req,
             "Organisation settings",

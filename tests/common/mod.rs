@@ -371,6 +371,11 @@ impl Gate {
         self.proc = spawn(&cfg, &self.stderr, self.admin, self.addr);
     }
 
+    /// The exit status, once the process has ended.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.proc.0.try_wait().ok().flatten()
+    }
+
     /// The guestgate process id.
     pub fn pid(&self) -> u32 {
         self.proc.0.id()
