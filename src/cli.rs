@@ -62,6 +62,11 @@ pub enum Command {
         #[command(subcommand)]
         command: GuestsCommand,
     },
+    /// Exit 0 if an http:// URL answers 200 (container health checks without curl).
+    Probe {
+        /// e.g. http://127.0.0.1:9190/readyz
+        url: String,
+    },
     /// Check and search audit files.
     Audit {
         /// Audit verb.
@@ -493,6 +498,30 @@ fn guests_verb(admin: &AdminArgs, command: GuestsCommand) -> anyhow::Result<Exit
     }
 }
 
+/// GET `url` (http only); true on a 200.
+fn probe(url: &str) -> bool {
+    use std::io::{Read, Write};
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let Ok(mut s) = std::net::TcpStream::connect(host) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(3)));
+    if s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
 fn read_all(files: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
     files
         .iter()
@@ -520,6 +549,11 @@ pub fn new_key(name: &str, role: &str) -> anyhow::Result<String> {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Share { admin, command } => share_verb(&admin, command),
+        Command::Probe { url } => Ok(if probe(&url) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }),
         Command::Guests { admin, command } => guests_verb(&admin, command),
         Command::Audit {
             command: AuditCommand::Verify { files },

@@ -244,10 +244,11 @@ pub fn load_key(path: &Path) -> Result<Vec<u8>, KeyFileError> {
     };
     let meta = std::fs::metadata(path).map_err(io)?;
     let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    // Group read is allowed: Kubernetes mounts secrets for a non-root user through fsGroup.
+    if mode & 0o007 != 0 {
         return Err(KeyFileError::Invalid {
             path: shown,
-            why: format!("readable by group or others (mode {mode:o}); run `chmod 600` on it"),
+            why: format!("readable by others (mode {mode:o}); run `chmod 600` (or 640) on it"),
         });
     }
     let text = std::fs::read_to_string(path).map_err(io)?;
@@ -471,7 +472,7 @@ mod tests {
     }
 
     #[test]
-    fn key_files_are_created_private_and_group_readable_ones_refused() {
+    fn key_files_are_created_private_and_world_readable_ones_refused() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("sub/session.key");
         let k1 = load_or_create_key(&p).unwrap();
@@ -482,6 +483,8 @@ mod tests {
         assert_eq!(load_or_create_key(&p).unwrap(), k1);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(load_key(&p), Err(KeyFileError::Invalid { .. })));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(load_key(&p).is_ok());
     }
 
     fn base64url(b: &[u8]) -> String {

@@ -55,3 +55,18 @@ fn every_route_is_documented_and_every_documented_route_exists() {
         (404, Some("no such admin route"))
     );
 }
+
+#[test]
+fn the_probe_verb_reports_readiness() {
+    let g = Gate::start(Opts::default());
+    let probe = |url: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_guestgate"))
+            .args(["probe", &url])
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(probe(format!("http://{}/readyz", g.admin)), Some(0));
+    assert_eq!(probe(format!("http://{}/nope", g.admin)), Some(1));
+    assert_eq!(probe("http://127.0.0.1:1/readyz".into()), Some(1));
+}
