@@ -104,6 +104,7 @@ fn hot_path(c: &mut Criterion) {
                 method: "GET",
                 cookies: vec![cookie.as_bytes()],
                 header_names: vec!["host", "accept", "cookie"],
+                http2: false,
             };
             matches!(
                 gate.decide(&facts, unix_now()),

@@ -115,6 +115,8 @@ pub struct RequestFacts<'a> {
     pub cookies: Vec<&'a [u8]>,
     /// Names of all headers (lower-case), to spot method overrides.
     pub header_names: Vec<&'a str>,
+    /// The request came over HTTP/2.
+    pub http2: bool,
 }
 
 /// The decision engine: keys, policies and the few settings that shape decisions.
@@ -179,7 +181,7 @@ impl Miss {
 impl Gate {
     /// Decides one request.
     pub fn decide(&self, facts: &RequestFacts<'_>, now: u64) -> Verdict {
-        let head = match framing::inspect(facts.raw_head) {
+        let head = match framing::inspect_version(facts.raw_head, facts.http2) {
             Ok(h) => h,
             Err(e) => {
                 return Verdict::Reject {

@@ -52,6 +52,12 @@ pub struct RawHead<'a> {
 
 /// Checks the raw head (request line + header lines) of one request.
 pub fn inspect(raw: &[u8]) -> Result<RawHead<'_>, FramingError> {
+    inspect_version(raw, false)
+}
+
+/// Like [`inspect`]; for HTTP/2 the head is pingora's rendering of the parsed request,
+/// where `:authority` may stand in for `Host` (a second `Host` is still refused).
+pub fn inspect_version(raw: &[u8], http2: bool) -> Result<RawHead<'_>, FramingError> {
     let mut lines = raw
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
@@ -98,7 +104,7 @@ pub fn inspect(raw: &[u8]) -> Result<RawHead<'_>, FramingError> {
     if te > 1 {
         return Err(FramingError::DuplicateTransferEncoding);
     }
-    if host != 1 {
+    if host > 1 || (host == 0 && !http2) {
         return Err(FramingError::HostCount);
     }
     Ok(RawHead {

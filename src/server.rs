@@ -192,7 +192,21 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
         session_cfg: config.session.clone(),
     });
     let mut proxy_service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
-    proxy_service.add_tcp(&config.listen.to_string());
+    match &config.tls {
+        None => proxy_service.add_tcp(&config.listen.to_string()),
+        Some(tls) => {
+            let (cert, key) = (
+                tls.cert_file.display().to_string(),
+                tls.key_file.display().to_string(),
+            );
+            let mut settings = pingora::listeners::tls::TlsSettings::intermediate(&cert, &key)
+                .map_err(|e| anyhow!("tls.cert_file / tls.key_file: {e}"))?;
+            if tls.http2 {
+                settings.enable_h2();
+            }
+            proxy_service.add_tls_with_settings(&config.listen.to_string(), None, settings);
+        }
+    }
     let mut admin = Service::new(
         "guestgate admin".to_string(),
         HttpServer::new_app(AdminApp::new(readiness, api, config.admin_max_body)),

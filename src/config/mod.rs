@@ -181,6 +181,19 @@ pub struct Config {
     pub mail_from: String,
     /// Mail transport.
     pub mail: crate::mail::MailTransport,
+    /// TLS to guests, when configured.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS termination for guests.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+    /// Offer HTTP/2 (ALPN h2).
+    pub http2: bool,
 }
 
 impl Config {
@@ -552,6 +565,30 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
         .from
         .unwrap_or_else(|| "guestgate <no-reply@localhost>".into());
 
+    let tls = match (raw.tls.cert_file, raw.tls.key_file) {
+        (None, None) => None,
+        (Some(c), Some(k)) => {
+            let (cert_file, key_file) = (resolve(&c), resolve(&k));
+            for (key, f) in [("tls.cert_file", &cert_file), ("tls.key_file", &key_file)] {
+                if !f.is_file() {
+                    err(key, format!("{} does not exist", f.display()));
+                }
+            }
+            Some(TlsConfig {
+                cert_file,
+                key_file,
+                http2: raw.tls.http2.unwrap_or(true),
+            })
+        }
+        _ => {
+            err(
+                "tls.cert_file",
+                "give both tls.cert_file and tls.key_file, or neither".into(),
+            );
+            None
+        }
+    };
+
     let config = Config {
         file: at.src.path().to_path_buf(),
         mode,
@@ -609,6 +646,7 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
         },
         mail_from,
         mail,
+        tls,
     };
     let errors = errors.into_inner();
     if errors.is_empty() {

@@ -105,7 +105,8 @@ impl GuestGateProxy {
     /// Answers a request for one of guestgate's own pages.
     async fn guest_page(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let raw_head = session.as_downstream().to_h1_raw();
-        if let Err(e) = crate::framing::inspect(&raw_head) {
+        let http2 = session.req_header().version == http::Version::HTTP_2;
+        if let Err(e) = crate::framing::inspect_version(&raw_head, http2) {
             response::send(
                 session,
                 Answer::BadRequest,
@@ -176,6 +177,7 @@ impl ProxyHttp for GuestGateProxy {
                 .map(|v| v.as_bytes())
                 .collect(),
             header_names: req.headers.keys().map(|k| k.as_str()).collect(),
+            http2: req.version == http::Version::HTTP_2,
         };
         let decided = Instant::now();
         let now = unix_now();

@@ -202,6 +202,8 @@ pub struct Opts {
     pub store_config: String,
     /// A session key file shared with other instances (replicas).
     pub key_file: Option<PathBuf>,
+    /// TLS (cert, key): guests then use https, HTTP/2, and the Secure `__Host-` cookie.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for Opts {
@@ -214,6 +216,7 @@ impl Default for Opts {
             redis: None,
             store_config: String::new(),
             key_file: None,
+            tls: None,
         }
     }
 }
@@ -279,7 +282,8 @@ pub fn code_and_link(eml: &str) -> (String, String) {
         .filter(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))
         .unwrap_or_else(|| panic!("no code in email:\n{eml}"));
     let start = text
-        .find("http://")
+        .find("https://")
+        .or_else(|| text.find("http://"))
         .unwrap_or_else(|| panic!("no link in email:\n{eml}"));
     let link: String = text[start..]
         .chars()
@@ -316,11 +320,11 @@ impl Gate {
              [[admin.keys]]\nname = \"paralegal\"\nrole = \"sharer\"\nsha256 = \"{sharer_hash}\"\n\
              [upstream]\naddress = \"{app}\"\n\
              [policies]\ndir = \"{policies}\"\n\
-             [session]\nkey_file = \"{key_file}\"\nsecure_cookie = false\n\
+             [session]\nkey_file = \"{key_file}\"\nsecure_cookie = {secure}\n\
              [store]\n{store}\n\
              [audit]\npath = \"audit.log\"\nflush_interval = \"10ms\"\n\
-             [guest]\npublic_url = \"http://127.0.0.1:{port}\"\n{guest}\n\
-             [mail]\n{mail}\n",
+             [guest]\npublic_url = \"{scheme}://127.0.0.1:{port}\"\n{guest}\n\
+             [mail]\n{mail}\n{tls}",
             mode = opts.mode,
             app = app.addr,
             policies = policies.display(),
@@ -328,6 +332,16 @@ impl Gate {
             sharer_hash = sha256_hex(SHARER_KEY),
             guest = opts.guest_config,
             key_file = key_file.display(),
+            secure = opts.tls.is_some(),
+            scheme = if opts.tls.is_some() { "https" } else { "http" },
+            tls = match &opts.tls {
+                Some((c, k)) => format!(
+                    "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+                    c.display(),
+                    k.display()
+                ),
+                None => String::new(),
+            },
             store = match &opts.redis {
                 Some(url) => format!(
                     "backend = \"redis\"\nurl = \"{url}\"\n{}",
