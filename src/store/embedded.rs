@@ -69,13 +69,21 @@ impl EmbeddedStore {
     }
 }
 
-fn read_share(db: &Database, id: &str) -> Result<Option<Share>, StoreError> {
-    let tx = db.begin_read().map_err(unavailable)?;
-    let t = tx.open_table(SHARES).map_err(unavailable)?;
+/// One share from an open shares table (read or write transaction).
+fn share_in<T: ReadableTable<&'static str, &'static [u8]>>(
+    t: &T,
+    id: &str,
+) -> Result<Option<Share>, StoreError> {
     match t.get(id).map_err(unavailable)? {
         Some(v) => Ok(Some(decode(v.value())?)),
         None => Ok(None),
     }
+}
+
+fn read_share(db: &Database, id: &str) -> Result<Option<Share>, StoreError> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let t = tx.open_table(SHARES).map_err(unavailable)?;
+    share_in(&t, id)
 }
 
 /// Drops send times older than an hour.
@@ -148,10 +156,7 @@ impl Store for EmbeddedStore {
             let tx = db.begin_write().map_err(unavailable)?;
             let share = {
                 let mut shares = tx.open_table(SHARES).map_err(unavailable)?;
-                let current: Option<Share> = match shares.get(id.as_str()).map_err(unavailable)? {
-                    Some(v) => Some(decode(v.value())?),
-                    None => None,
-                };
+                let current = share_in(&shares, &id)?;
                 let Some(mut share) = current else {
                     return Ok(None);
                 };
@@ -188,10 +193,7 @@ impl Store for EmbeddedStore {
             let tx = db.begin_write().map_err(unavailable)?;
             let outcome = {
                 let mut shares = tx.open_table(SHARES).map_err(unavailable)?;
-                let current: Option<Share> = match shares.get(id.as_str()).map_err(unavailable)? {
-                    Some(v) => Some(decode(v.value())?),
-                    None => None,
-                };
+                let current = share_in(&shares, &id)?;
                 let Some(mut share) = current else {
                     return Ok(IssueOutcome::Unusable);
                 };
@@ -244,10 +246,7 @@ impl Store for EmbeddedStore {
             let outcome = {
                 let mut shares = tx.open_table(SHARES).map_err(unavailable)?;
                 let mut codes = tx.open_table(CODES).map_err(unavailable)?;
-                let current: Option<Share> = match shares.get(id.as_str()).map_err(unavailable)? {
-                    Some(v) => Some(decode(v.value())?),
-                    None => None,
-                };
+                let current = share_in(&shares, &id)?;
                 let Some(mut share) = current else {
                     return Ok(CodeCheck::Unusable);
                 };
