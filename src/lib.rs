@@ -22,4 +22,5 @@ pub mod session;
 pub mod shares;
 pub mod store;
 pub mod target;
+pub mod tls;
 pub mod toml_source;

@@ -102,9 +102,9 @@ impl LivePolicies {
     }
 }
 
-/// Reloads on SIGHUP, from a thread of its own (pingora does not handle SIGHUP, and by
-/// default it would end the process).
-pub fn reload_on_sighup(live: Arc<LivePolicies>) -> std::io::Result<()> {
+/// Runs `actions` on every SIGHUP, from a thread of its own (pingora does not handle
+/// SIGHUP, and by default it would end the process).
+pub fn on_sighup(actions: Vec<Box<dyn Fn() + Send + Sync>>) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -117,7 +117,9 @@ pub fn reload_on_sighup(live: Arc<LivePolicies>) -> std::io::Result<()> {
         .spawn(move || {
             rt.block_on(async move {
                 while hup.recv().await.is_some() {
-                    let _ = live.reload();
+                    for action in &actions {
+                        action();
+                    }
                 }
             })
         })?;

@@ -21,10 +21,11 @@ use crate::mail::LettreMailer;
 use crate::otp::CodeKey;
 use crate::policy::PolicySet;
 use crate::proxy::{GuestGateProxy, ProxyParts};
-use crate::reload::{reload_on_sighup, LivePolicies};
+use crate::reload::{on_sighup, LivePolicies};
 use crate::session::{load_or_create_key, SessionKeys};
 use crate::shares::Shares;
 use crate::store::{EmbeddedStore, RedisStore, RedisSync, ShareIndex, Store};
+use crate::tls::ReloadableCert;
 
 /// Resolves the app's address once at start (no DNS on the request path).
 fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
@@ -127,7 +128,6 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
         )
         .map_err(|e| anyhow!("{e}"))?,
     );
-    reload_on_sighup(Arc::clone(&policies)).context("cannot install the SIGHUP handler")?;
     let (store, index) = open_store(&config.store)?;
     let mailer = LettreMailer::new(&config.mail_from, &config.mail).context("mail settings")?;
     // Codes are keyed with a secret derived from the session key, domain-separated.
@@ -192,21 +192,36 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
         session_cfg: config.session.clone(),
     });
     let mut proxy_service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
+    let mut on_hup: Vec<Box<dyn Fn() + Send + Sync>> = Vec::new();
+    let live = Arc::clone(&policies);
+    on_hup.push(Box::new(move || {
+        let _ = live.reload();
+    }));
     match &config.tls {
         None => proxy_service.add_tcp(&config.listen.to_string()),
         Some(tls) => {
-            let (cert, key) = (
+            let cert = Arc::new(ReloadableCert::load(&tls.cert_file, &tls.key_file)?);
+            let (cert_path, key_path) = (
                 tls.cert_file.display().to_string(),
                 tls.key_file.display().to_string(),
             );
-            let mut settings = pingora::listeners::tls::TlsSettings::intermediate(&cert, &key)
-                .map_err(|e| anyhow!("tls.cert_file / tls.key_file: {e}"))?;
+            let mut settings =
+                pingora::listeners::tls::TlsSettings::intermediate(&cert_path, &key_path)
+                    .map_err(|e| anyhow!("tls.cert_file / tls.key_file: {e}"))?;
+            // The resolver serves the certificate; paths are only for pingora's bookkeeping.
+            settings
+                .set_cert_resolver(Arc::clone(&cert) as Arc<dyn pingora::tls::ResolvesServerCert>);
             if tls.http2 {
                 settings.enable_h2();
             }
             proxy_service.add_tls_with_settings(&config.listen.to_string(), None, settings);
+            on_hup.push(Box::new(move || match cert.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => tracing::error!(error = %e, "TLS certificate reload refused; the current certificate stays"),
+            }));
         }
     }
+    on_sighup(on_hup).context("cannot install the SIGHUP handler")?;
     let mut admin = Service::new(
         "guestgate admin".to_string(),
         HttpServer::new_app(AdminApp::new(readiness, api, config.admin_max_body)),

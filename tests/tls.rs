@@ -151,3 +151,51 @@ fn guests_use_https_and_http2_with_a_secure_host_cookie() {
         .header("cookie")
         .is_none_or(|c| !c.contains("__Host-guestgate_session"))));
 }
+
+#[test]
+fn sighup_reloads_the_certificate_without_a_restart() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(certs.path());
+    let old_ca = certs.path().join("old-ca.pem");
+    std::fs::copy(&cert, &old_ca).unwrap();
+    let g = Gate::start(Opts {
+        tls: Some((cert.clone(), key)),
+        ..Opts::default()
+    });
+    let url = format!("https://127.0.0.1:{}/settings", g.addr.port());
+    assert_eq!(curl(&old_ca, &[], &url).1, 200);
+
+    // a broken file is refused and the current certificate stays
+    std::fs::write(&cert, "not a certificate").unwrap();
+    let hup = || {
+        assert!(Command::new("kill")
+            .args(["-HUP", &g.pid().to_string()])
+            .status()
+            .unwrap()
+            .success())
+    };
+    hup();
+    common::wait_for("refusal logged", std::time::Duration::from_secs(10), || {
+        g.stderr_text()
+            .contains("TLS certificate reload refused")
+            .then_some(())
+    });
+    assert_eq!(curl(&old_ca, &[], &url).1, 200);
+
+    // a new pair is served after SIGHUP; the old CA no longer verifies it
+    let fresh = tempfile::tempdir().unwrap();
+    let (new_cert, new_key) = self_signed(fresh.path());
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, certs.path().join("key.pem")).unwrap();
+    hup();
+    common::wait_for(
+        "new certificate served",
+        std::time::Duration::from_secs(10),
+        || (curl(&new_cert, &[], &url).1 == 200).then_some(()),
+    );
+    assert_eq!(
+        curl(&old_ca, &[], &url).1,
+        0,
+        "the old certificate is still served"
+    );
+}
