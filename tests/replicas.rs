@@ -250,6 +250,20 @@ fn losing_redis_fails_closed_within_the_bound_and_service_comes_back() {
     // the admin API fails closed too, with a reason
     let (st, e) = a.api(ADMIN_KEY, "GET", "/admin/v1/shares", None);
     assert_eq!((st, e["error"].as_str()), (503, Some("store_unavailable")));
+    // the error is logged as JSON with the request's id
+    let line = common::wait_for("logged store error", Duration::from_secs(5), || {
+        a.stderr_text()
+            .lines()
+            .find(|l| l.contains("store error in admin API"))
+            .map(String::from)
+    });
+    let logged: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+    assert!(
+        logged["span"]["request_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 16),
+        "{line}"
+    );
 
     redis.restart();
     let back = Instant::now();

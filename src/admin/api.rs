@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tracing::Instrument;
 
 use crate::audit::{timestamp, AdminEvent, AuditSink};
 use crate::config::{ApiKey, Role};
@@ -150,6 +151,11 @@ impl AdminApi {
 
     /// Handles one call and audits it.
     pub async fn handle(&self, call: &Call<'_>) -> Reply {
+        let span = tracing::info_span!("admin", request_id = %call.request_id);
+        self.handle_in_span(call).instrument(span).await
+    }
+
+    async fn handle_in_span(&self, call: &Call<'_>) -> Reply {
         let mut facts = Facts::default();
         let actor = self.authenticate(call.authorization);
         let reply = match actor {

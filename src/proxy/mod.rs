@@ -17,6 +17,7 @@ use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::Result;
+use tracing::Instrument;
 
 use crate::audit::{timestamp, AuditSink, ChallengeEvent, DecisionEvent};
 use crate::config::{SessionConfig, UpstreamConfig};
@@ -85,80 +86,8 @@ impl GuestGateProxy {
         (rest.is_empty() || rest.starts_with('/')).then_some(rest)
     }
 
-    /// The share behind a `share_inactive` denial, when the local index may simply lag.
-    fn just_verified_elsewhere(&self, verdict: &Verdict) -> Option<String> {
-        let Verdict::Deny {
-            reason: "share_inactive",
-            guest: Some(guest),
-            ..
-        } = verdict
-        else {
-            return None;
-        };
-        let id = &guest.share.as_ref()?.id;
-        self.shares
-            .index()
-            .may_be_newer_elsewhere(id)
-            .then(|| id.clone())
-    }
-
-    /// Answers a request for one of guestgate's own pages.
-    async fn guest_page(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let raw_head = session.as_downstream().to_h1_raw();
-        let http2 = session.req_header().version == http::Version::HTTP_2;
-        if let Err(e) = crate::framing::inspect_version(&raw_head, http2) {
-            response::send(
-                session,
-                Answer::BadRequest,
-                e.reason(),
-                &ctx.request_id,
-                true,
-                true,
-            )
-            .await?;
-            ctx.verdict = Some(Verdict::Reject {
-                status: 400,
-                reason: e.reason(),
-                guest: None,
-            });
-            return Ok(true);
-        }
-        let path = session.req_header().uri.path().to_string();
-        let method = session.req_header().method.as_str().to_string();
-        let rest = self.guest_route_path(&path).unwrap_or("");
-        let route = guest::route(&method, rest);
-        let client = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        let routes = guest::GuestRoutes {
-            shares: &self.shares,
-            keys: &self.gate.keys,
-            session: &self.session_cfg,
-        };
-        let event = routes.handle(session, route, unix_now(), client).await?;
-        ctx.page = Some(event);
-        Ok(true)
-    }
-}
-
-#[async_trait]
-impl ProxyHttp for GuestGateProxy {
-    type CTX = RequestCtx;
-
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx {
-            request_id: random_hex(8),
-            arrived: SystemTime::now(),
-            started: Instant::now(),
-            verdict: None,
-            page: None,
-            upstream_sent: None,
-        }
-    }
-
     /// Decides; answers refusals and denials here so the app never sees them.
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         if self
             .guest_route_path(session.req_header().uri.path())
             .is_some()
@@ -242,6 +171,85 @@ impl ProxyHttp for GuestGateProxy {
         };
         ctx.verdict = Some(verdict);
         Ok(answered)
+    }
+
+    /// The share behind a `share_inactive` denial, when the local index may simply lag.
+    fn just_verified_elsewhere(&self, verdict: &Verdict) -> Option<String> {
+        let Verdict::Deny {
+            reason: "share_inactive",
+            guest: Some(guest),
+            ..
+        } = verdict
+        else {
+            return None;
+        };
+        let id = &guest.share.as_ref()?.id;
+        self.shares
+            .index()
+            .may_be_newer_elsewhere(id)
+            .then(|| id.clone())
+    }
+
+    /// Answers a request for one of guestgate's own pages.
+    async fn guest_page(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let raw_head = session.as_downstream().to_h1_raw();
+        let http2 = session.req_header().version == http::Version::HTTP_2;
+        if let Err(e) = crate::framing::inspect_version(&raw_head, http2) {
+            response::send(
+                session,
+                Answer::BadRequest,
+                e.reason(),
+                &ctx.request_id,
+                true,
+                true,
+            )
+            .await?;
+            ctx.verdict = Some(Verdict::Reject {
+                status: 400,
+                reason: e.reason(),
+                guest: None,
+            });
+            return Ok(true);
+        }
+        let path = session.req_header().uri.path().to_string();
+        let method = session.req_header().method.as_str().to_string();
+        let rest = self.guest_route_path(&path).unwrap_or("");
+        let route = guest::route(&method, rest);
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let routes = guest::GuestRoutes {
+            shares: &self.shares,
+            keys: &self.gate.keys,
+            session: &self.session_cfg,
+        };
+        let event = routes.handle(session, route, unix_now(), client).await?;
+        ctx.page = Some(event);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for GuestGateProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            request_id: random_hex(8),
+            arrived: SystemTime::now(),
+            started: Instant::now(),
+            verdict: None,
+            page: None,
+            upstream_sent: None,
+        }
+    }
+
+    /// Decides; answers refusals and denials here so the app never sees them.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        // Every line logged while deciding carries the request id (the deny id guests see).
+        let span = tracing::info_span!("request", request_id = %ctx.request_id);
+        self.filter(session, ctx).instrument(span).await
     }
 
     async fn upstream_peer(
