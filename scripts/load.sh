@@ -17,6 +17,7 @@ trap cleanup EXIT
 
 "$bin/guestgate-sample-app" --listen 127.0.0.1:3900 > "$work/app.log" 2>&1 & pids+=($!)
 "$bin/examples/passthrough" --listen 127.0.0.1:3901 --upstream 127.0.0.1:3900 --threads 1 > "$work/pt.log" 2>&1 & pids+=($!)
+key=load-admin-key
 cat > "$work/guestgate.toml" <<CFG
 mode = "mixed"
 [listen]
@@ -24,6 +25,15 @@ address = "127.0.0.1:3902"
 threads = 1
 [admin]
 address = "127.0.0.1:3903"
+[[admin.keys]]
+name = "load"
+role = "admin"
+sha256 = "$(printf %s "$key" | sha256sum | cut -d' ' -f1)"
+[guest]
+public_url = "http://127.0.0.1:3902"
+verify_per_ip_per_minute = 1000
+[mail]
+outbox = "outbox"
 [upstream]
 address = "127.0.0.1:3900"
 [policies]
@@ -38,7 +48,13 @@ level = "warn"
 CFG
 "$bin/guestgate" serve --config "$work/guestgate.toml" 2> "$work/gg.log" & pids+=($!)
 for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:3903/readyz >/dev/null 2>&1 && break; sleep 0.1; done
-token=$("$bin/guestgate" session mint --config "$work/guestgate.toml" --email load@example.test --share load-42:42:3 --ttl 1h)
+# A real share through the real flow: admin API, code from the outbox, verification.
+link=$(curl -fsS -H "Authorization: Bearer $key" -d '{"email":"load@example.test","case":"42","version":"3"}' \
+  http://127.0.0.1:3903/admin/v1/shares | sed -n 's/.*"link":"\([^"]*\)".*/\1/p')
+code=$(cat "$work"/outbox/*.eml | tr -d '\r' | sed -n 's/.*this code: \([0-9]\{6\}\).*/\1/p' | head -n 1)
+token=$(curl -fsS -o /dev/null -D - -H 'Origin: http://127.0.0.1:3902' -d "code=$code" "$link/verify" \
+  | sed -n 's/^[Ss]et-[Cc]ookie: guestgate_session=\([^;]*\);.*/\1/p')
+[ -n "$token" ] || { echo "could not verify the load share"; exit 1; }
 path=/api/cases/42/versions/3/documents/1
 curl -fsS -o /dev/null -H "Cookie: guestgate_session=$token" "http://127.0.0.1:3902$path"
 curl -fsS -o /dev/null "http://127.0.0.1:3901$path"
