@@ -789,3 +789,15 @@ impl RedisServer {
         self.launch();
     }
 }
+
+/// Waits (at most ~6 s) until the wall clock is not within the last seconds of a minute,
+/// for tests of per-minute counters that must not straddle a window boundary.
+pub fn clear_of_minute_boundary() {
+    loop {
+        let secs = unix_now() % 60;
+        if secs < 52 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
