@@ -179,6 +179,17 @@ impl RedisStore {
         format!("{}events", self.cfg.prefix)
     }
 
+    /// What a change to one share touches: its record, its pending code, the generation
+    /// counter and the change channel.
+    fn change_keys(&self, id: &str) -> (String, String, String, String) {
+        (
+            self.key("share", id),
+            self.key("code", id),
+            self.gen_key(),
+            self.channel(),
+        )
+    }
+
     /// Connects on `rt` (a runtime that outlives the store: the connection's driver
     /// runs there). Fails if Redis cannot be reached now.
     pub async fn connect(cfg: RedisConfig, rt: tokio::runtime::Handle) -> Result<Self, StoreError> {
@@ -312,12 +323,7 @@ impl Store for RedisStore {
     async fn revoke(&self, id: &str, by: &str, now: u64) -> Result<Option<Share>, StoreError> {
         let mut c = self.conn.clone();
         let script = self.revoke.clone();
-        let (share_key, code_key, gen, channel) = (
-            self.key("share", id),
-            self.key("code", id),
-            self.gen_key(),
-            self.channel(),
-        );
+        let (share_key, code_key, gen, channel) = self.change_keys(id);
         let (by, id) = (by.to_string(), id.to_string());
         self.on_rt(async move {
             let raw: Option<String> = script
@@ -384,12 +390,7 @@ impl Store for RedisStore {
     ) -> Result<CodeCheck, StoreError> {
         let mut c = self.conn.clone();
         let script = self.check.clone();
-        let (share_key, code_key, gen, channel) = (
-            self.key("share", share_id),
-            self.key("code", share_id),
-            self.gen_key(),
-            self.channel(),
-        );
+        let (share_key, code_key, gen, channel) = self.change_keys(share_id);
         let (mac, id) = (mac.to_string(), share_id.to_string());
         self.on_rt(async move {
             let reply: Vec<String> = script
