@@ -156,7 +156,17 @@ struct Shared {
 
 impl AuditSink {
     /// Starts the writer on a file (appended, created 0600) or standard output.
+    /// `{pid}` in the path becomes the process id: two processes (an upgrade hand-over)
+    /// then never append to one chain.
     pub fn start(path: Option<&Path>, flush_interval: Duration) -> std::io::Result<Self> {
+        let path = path.map(|p| {
+            std::path::PathBuf::from(
+                p.display()
+                    .to_string()
+                    .replace("{pid}", &std::process::id().to_string()),
+            )
+        });
+        let path = path.as_deref();
         let mut prev = GENESIS.to_string();
         let out: Box<dyn Write + Send> = match path {
             Some(p) => {

@@ -37,6 +37,10 @@ pub enum Command {
         /// Validate config, policies and keys, then exit.
         #[arg(long)]
         check: bool,
+        /// Take the listening sockets over from a running guestgate (zero-downtime upgrade):
+        /// start this, then send SIGQUIT to the old process. Needs the Redis store.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate and try out policies.
     Policy {

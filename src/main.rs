@@ -23,7 +23,11 @@ fn init_logging(log: &LogConfig) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, check } => {
+        Command::Serve {
+            config,
+            check,
+            upgrade,
+        } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -44,7 +48,7 @@ fn main() -> ExitCode {
                     }
                 };
             }
-            match guestgate::server::build(&cfg) {
+            match guestgate::server::build(&cfg, upgrade) {
                 Ok(server) => {
                     tracing::info!(listen = %cfg.listen, admin = %cfg.admin, upstream = %cfg.upstream.address, mode = ?cfg.mode, "guestgate starting");
                     server.run_forever()

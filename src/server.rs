@@ -5,7 +5,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
@@ -113,7 +113,12 @@ fn redact_url(url: &str) -> String {
 }
 
 /// Builds a ready-to-run server.
-pub fn build(config: &Config) -> anyhow::Result<Server> {
+pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
+    if upgrade && matches!(config.store, StoreConfig::Embedded(_)) {
+        bail!(
+            "--upgrade needs store.backend = \"redis\": the embedded store is one file that the running process holds"
+        );
+    }
     let Checked {
         policies,
         keys,
@@ -174,7 +179,11 @@ pub fn build(config: &Config) -> anyhow::Result<Server> {
             .to_string(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
 
     let api = AdminApi::new(
         Arc::clone(&shares),

@@ -204,6 +204,8 @@ pub struct Opts {
     pub key_file: Option<PathBuf>,
     /// TLS (cert, key): guests then use https, HTTP/2, and the Secure `__Host-` cookie.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The audit file (relative to the instance's directory).
+    pub audit_path: &'static str,
 }
 
 impl Default for Opts {
@@ -217,6 +219,7 @@ impl Default for Opts {
             store_config: String::new(),
             key_file: None,
             tls: None,
+            audit_path: "audit.log",
         }
     }
 }
@@ -322,7 +325,7 @@ impl Gate {
              [policies]\ndir = \"{policies}\"\n\
              [session]\nkey_file = \"{key_file}\"\nsecure_cookie = {secure}\n\
              [store]\n{store}\n\
-             [audit]\npath = \"audit.log\"\nflush_interval = \"10ms\"\n\
+             [audit]\npath = \"{audit}\"\nflush_interval = \"10ms\"\n\
              [guest]\npublic_url = \"{scheme}://127.0.0.1:{port}\"\n{guest}\n\
              [mail]\n{mail}\n{tls}",
             mode = opts.mode,
@@ -333,6 +336,7 @@ impl Gate {
             guest = opts.guest_config,
             key_file = key_file.display(),
             secure = opts.tls.is_some(),
+            audit = opts.audit_path,
             scheme = if opts.tls.is_some() { "https" } else { "http" },
             tls = match &opts.tls {
                 Some((c, k)) => format!(
