@@ -711,3 +711,32 @@ remove_headers = ["Authorization"]
     assert_eq!(seen[0].header("x-guest-rule"), Some("old-viewer"));
     assert!(seen[0].header("authorization").is_none());
 }
+
+#[test]
+fn proxy_errors_are_logged_with_the_request_id_and_fail_with_502() {
+    let mut g = Gate::start(Opts::default());
+    let c = guest(&g);
+    g.app.stop();
+    let r = g.send("GET", "/cases/42/versions/3", Some(&c), &[]);
+    assert_eq!(r.status, 502);
+    let audit = g.audit_until("the failed request", |e| e["status"] == 502);
+    let id = audit.iter().find(|e| e["status"] == 502).unwrap()["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let line = common::wait_for(
+        "pingora's error line",
+        std::time::Duration::from_secs(5),
+        || {
+            g.stderr_text()
+                .lines()
+                .find(|l| l.contains(&format!("request_id={id}")))
+                .map(String::from)
+        },
+    );
+    assert!(line.contains("GET /cases/42/versions/3"), "{line}");
+    assert!(
+        !line.contains(&c["guestgate_session=".len()..]),
+        "the session token was logged"
+    );
+}

@@ -313,6 +313,18 @@ impl ProxyHttp for GuestGateProxy {
         Ok(())
     }
 
+    /// pingora puts this in its own per-request log lines (proxy errors): the request id
+    /// joins them to the audit event. Method and path only: queries can carry secrets.
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!(
+            "request_id={} {} {}",
+            ctx.request_id,
+            req.method,
+            req.uri.path()
+        )
+    }
+
     /// Writes exactly one audit event per request.
     async fn logging(
         &self,

@@ -149,7 +149,7 @@ impl Seen {
 pub struct App {
     pub addr: SocketAddr,
     record: PathBuf,
-    _proc: Proc,
+    proc: Option<Proc>,
 }
 
 impl App {
@@ -174,8 +174,13 @@ impl App {
         App {
             addr,
             record,
-            _proc: Proc(child),
+            proc: Some(Proc(child)),
         }
+    }
+
+    /// Stops the app (its port then refuses connections).
+    pub fn stop(&mut self) {
+        self.proc = None;
     }
 
     /// Everything the app has received so far.
