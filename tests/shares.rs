@@ -228,11 +228,15 @@ fn the_whole_flow_from_share_to_revoke_all() {
         g.stderr_text()
     );
     let token1 = link1.rsplit('/').next().unwrap();
+    let signing_key = std::fs::read_to_string(g.dir.path().join("session.key")).unwrap();
     for secret in [
         code1.as_str(),
         code2.as_str(),
         token1,
         &b.cookie.clone().unwrap_or_default(),
+        signing_key.trim(),
+        common::ADMIN_KEY,
+        common::SHARER_KEY,
     ] {
         assert!(
             !secret.is_empty() && !everything.contains(secret),
