@@ -107,7 +107,7 @@ pub async fn send(
                  h1{{font-size:1.4rem}}code{{background:#f2f2f2;padding:.1rem .3rem}}</style></head>\
                  <body><main><h1>{title}</h1><p>{text}</p>\
                  <p>If you contact support, quote this reference: <code>{deny_id}</code></p></main></body></html>\n",
-                deny_id = escape(deny_id),
+                deny_id = super::pages::esc(deny_id),
             ),
         )
     } else {
@@ -195,13 +195,6 @@ async fn write(
     session
         .write_response_body(Some(Bytes::from(body)), true)
         .await
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
