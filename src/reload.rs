@@ -46,20 +46,15 @@ impl LivePolicies {
         Loaded { set, headers }
     }
 
-    /// Loads the directory (start-up: an invalid set stops the start).
-    pub fn load(
-        dir: PathBuf,
-        extra_owned: Vec<HeaderName>,
-        cookie: String,
-    ) -> Result<Self, SourceErrors> {
-        let set = PolicySet::load_dir(&dir)?;
+    /// Serves `set` (compiled from `dir` at start) and reloads from `dir` later.
+    pub fn new(set: PolicySet, dir: PathBuf, extra_owned: Vec<HeaderName>, cookie: String) -> Self {
         let first = Self::assemble(set, &extra_owned, &cookie);
-        Ok(Self {
+        Self {
             dir,
             extra_owned,
             cookie,
             current: ArcSwap::from_pointee(first),
-        })
+        }
     }
 
     /// Wraps an already compiled set (tests, benches).

@@ -124,15 +124,13 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
         keys,
         upstream,
     } = check(config)?;
-    drop(policies); // validated by check(); the live copy below is what serves
-    let policies = Arc::new(
-        LivePolicies::load(
-            config.policies_dir.clone(),
-            config.strip_headers.clone(),
-            config.session.wire_cookie_name(),
-        )
-        .map_err(|e| anyhow!("{e}"))?,
-    );
+    // The set check() compiled is the one that serves; reloads re-read the directory.
+    let policies = Arc::new(LivePolicies::new(
+        policies,
+        config.policies_dir.clone(),
+        config.strip_headers.clone(),
+        config.session.wire_cookie_name(),
+    ));
     let (store, index) = open_store(&config.store)?;
     let mailer = LettreMailer::new(&config.mail_from, &config.mail).context("mail settings")?;
     // Codes are keyed with a secret derived from the session key, domain-separated.
