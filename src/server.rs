@@ -91,7 +91,7 @@ fn open_store(cfg: &StoreConfig) -> anyhow::Result<(Arc<dyn Store>, Arc<ShareInd
             let store = Arc::new(
                 handle
                     .block_on(RedisStore::connect(rc.clone(), handle.clone()))
-                    .with_context(|| format!("cannot reach redis at {}", redact_url(&rc.url)))?,
+                    .with_context(|| format!("cannot reach redis at {}", rc.endpoint.describe()))?,
             );
             let index = Arc::new(ShareIndex::with_staleness_bound(Some(rc.staleness_bound)));
             let sync = RedisSync::new(Arc::clone(&store), Arc::clone(&index));
@@ -101,14 +101,6 @@ fn open_store(cfg: &StoreConfig) -> anyhow::Result<(Arc<dyn Store>, Arc<ShareInd
             handle.spawn(sync.run());
             Ok((store, index))
         }
-    }
-}
-
-/// A URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_string(),
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 
 fn replica(redis: &RedisServer, key_from: Option<&Gate>, store_extra: &str) -> Gate {
     Gate::start(Opts {
-        redis: Some(redis.url()),
+        redis: Some(redis.endpoint()),
         store_config: store_extra.to_string(),
         key_file: key_from.map(|g| g.dir.path().join("session.key")),
         guest_config: "verify_per_ip_per_minute = 10000".into(),
@@ -340,7 +340,7 @@ fn the_per_address_throttle_is_shared_by_replicas() {
     let redis = RedisServer::start(d.path(), false);
     let throttled = |key_from: Option<&Gate>| {
         Gate::start(Opts {
-            redis: Some(redis.url()),
+            redis: Some(redis.endpoint()),
             key_file: key_from.map(|g| g.dir.path().join("session.key")),
             guest_config: "verify_per_ip_per_minute = 3".into(),
             ..Opts::default()

@@ -1,16 +1,17 @@
 //! One behaviour suite, run against both store backends (embedded file, real Redis), so
 //! they cannot drift: code single use, attempts, expiry, resend limits, failure budget,
-//! revocation, and survival of a reopen.
+//! revocation, and survival of a reopen. The Redis backend runs it over every way in:
+//! one server, one server over TLS with a private CA, a Cluster, and Sentinels.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::RedisServer;
+use common::{free_port, private_ca, RedisCluster, RedisSentinel, RedisServer};
 use guestgate::store::{
-    CodeCheck, CodeLimits, EmbeddedStore, IssueOutcome, PendingCode, RedisConfig, RedisStore,
-    Share, ShareStatus, Store,
+    CodeCheck, CodeLimits, EmbeddedStore, IssueOutcome, PendingCode, RedisConfig, RedisEndpoint,
+    RedisStore, Share, ShareStatus, Store,
 };
 
 const LIMITS: CodeLimits = CodeLimits {
@@ -220,19 +221,82 @@ async fn embedded_backend() {
     survived(&EmbeddedStore::open(&path).unwrap()).await;
 }
 
+fn redis_config(endpoint: RedisEndpoint) -> RedisConfig {
+    RedisConfig {
+        endpoint,
+        ca_file: None,
+        prefix: "{gg-test}:".into(),
+        timeout: Duration::from_secs(1),
+        staleness_bound: Duration::from_secs(3),
+    }
+}
+
+/// The suite through one connection, then the data through a second one (another replica).
+async fn redis_suite(cfg: RedisConfig) {
+    let rt = tokio::runtime::Handle::current();
+    let store = Arc::new(RedisStore::connect(cfg.clone(), rt.clone()).await.unwrap());
+    suite(store.as_ref()).await;
+    survived(&RedisStore::connect(cfg, rt).await.unwrap()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_backend() {
     let d = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(d.path(), false);
-    let cfg = RedisConfig {
-        url: redis.url(),
-        prefix: "{gg-test}:".into(),
-        timeout: Duration::from_secs(1),
-        staleness_bound: Duration::from_secs(3),
-    };
-    let rt = tokio::runtime::Handle::current();
-    let store = Arc::new(RedisStore::connect(cfg.clone(), rt.clone()).await.unwrap());
-    suite(store.as_ref()).await;
-    // a second connection (another replica) sees the same truth
-    survived(&RedisStore::connect(cfg, rt).await.unwrap()).await;
+    redis_suite(redis_config(redis.endpoint())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_backend_over_tls_with_a_private_ca() {
+    let d = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(d.path());
+    let port = free_port();
+    let _redis = RedisServer::start_with(
+        d.path(),
+        false,
+        free_port(),
+        &[
+            "--tls-port".into(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            cert.display().to_string(),
+            "--tls-key-file".into(),
+            key.display().to_string(),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ],
+    );
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    let mut cfg = redis_config(RedisEndpoint::Single { url });
+    // Without the CA, the server's certificate is not trusted: no connection.
+    let refused = RedisStore::connect(cfg.clone(), tokio::runtime::Handle::current()).await;
+    let err = refused
+        .err()
+        .expect("an untrusted certificate must be refused");
+    assert!(err.to_string().contains("certificate"), "{err}");
+    cfg.ca_file = Some(ca);
+    redis_suite(cfg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_backend() {
+    let d = tempfile::tempdir().unwrap();
+    let cluster = RedisCluster::start(d.path(), 3, 0);
+    // Seeded through a node that does not own the keys: the client must follow MOVED.
+    let owner = cluster.owner("{gg-test}");
+    let other = cluster.nodes.iter().find(|n| n.port != owner).unwrap().port;
+    redis_suite(redis_config(cluster.endpoint(&[other]))).await;
+    // Every key landed in the one slot of the hash tag, on its owner.
+    let keys = common::redis_cli(owner, &["KEYS", "{gg-test}:*"]);
+    assert!(keys.lines().count() >= 10, "{keys}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_backend() {
+    let d = tempfile::tempdir().unwrap();
+    let s = RedisSentinel::start(d.path());
+    redis_suite(redis_config(s.endpoint())).await;
+    // Written to the primary the Sentinel names.
+    let keys = s.data_cli(s.primary(), &["KEYS", "{gg-test}:*"]);
+    assert!(keys.lines().count() >= 10, "{keys}");
 }

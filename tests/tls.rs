@@ -6,34 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{code_and_link, path_of, Gate, Opts, ADMIN_KEY};
-
-fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl must be installed (scripts/setup.sh installs it)")
-        .status
-        .success();
-    assert!(ok, "openssl could not make a certificate");
-    (cert, key)
-}
+use common::{code_and_link, path_of, self_signed, Gate, Opts, ADMIN_KEY};
 
 /// curl over TLS (certificate pinned with --cacert); returns (http version, status, headers, body).
 fn curl(ca: &std::path::Path, args: &[&str], url: &str) -> (String, u16, String, String) {

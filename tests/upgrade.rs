@@ -14,7 +14,7 @@ fn a_new_process_takes_over_without_refusing_a_request() {
     let d = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(d.path(), false);
     let mut old = Gate::start(Opts {
-        redis: Some(redis.url()),
+        redis: Some(redis.endpoint()),
         // one chain per process: the two overlap while the old one drains
         audit_path: "audit-{pid}.log",
         ..Opts::default()

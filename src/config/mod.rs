@@ -250,6 +250,115 @@ impl Located<'_> {
     }
 }
 
+/// Which Redis: one URL, a Cluster's seed nodes, or Sentinels and the name they watch.
+fn redis_endpoint(
+    topology: Option<String>,
+    url: Option<String>,
+    nodes: Option<Vec<String>>,
+    service: Option<String>,
+    err: &dyn Fn(&str, String),
+) -> crate::store::RedisEndpoint {
+    use crate::store::RedisEndpoint;
+    let is_url = |u: &str, unix: bool| {
+        u.starts_with("redis://")
+            || u.starts_with("rediss://")
+            || (unix && (u.starts_with("redis+unix://") || u.starts_with("unix://")))
+    };
+    let nodes = nodes.unwrap_or_default();
+    let check_nodes = |what: &str| {
+        if nodes.is_empty() {
+            err(
+                "store.nodes",
+                format!("topology `{what}` needs `nodes`: a list of redis:// or rediss:// URLs"),
+            );
+        }
+        for (i, n) in nodes.iter().enumerate() {
+            if !is_url(n, false) {
+                err(
+                    &format!("store.nodes[{i}]"),
+                    format!(
+                        "`{}` is not a redis:// or rediss:// URL",
+                        crate::store::redact(n)
+                    ),
+                );
+            }
+        }
+    };
+    match topology.as_deref().unwrap_or("single") {
+        "single" => {
+            if !nodes.is_empty() {
+                err(
+                    "store.nodes",
+                    "`nodes` is for topology `cluster` or `sentinel`; a single server is `url`"
+                        .into(),
+                );
+            }
+            if service.is_some() {
+                err(
+                    "store.sentinel_service",
+                    "`sentinel_service` needs topology = \"sentinel\"".into(),
+                );
+            }
+            let url = url.unwrap_or_else(|| "redis://127.0.0.1:6379/0".into());
+            if !is_url(&url, true) {
+                err(
+                    "store.url",
+                    format!(
+                        "`{}` is not a redis://, rediss:// or redis+unix:// URL",
+                        crate::store::redact(&url)
+                    ),
+                );
+            }
+            RedisEndpoint::Single { url }
+        }
+        "cluster" => {
+            check_nodes("cluster");
+            if url.is_some() {
+                err(
+                    "store.url",
+                    "with topology `cluster`, list the seed nodes in `nodes` instead of `url`"
+                        .into(),
+                );
+            }
+            RedisEndpoint::Cluster { nodes }
+        }
+        "sentinel" => {
+            check_nodes("sentinel");
+            let service = service.unwrap_or_default();
+            if service.is_empty() {
+                err(
+                    "store.sentinel_service",
+                    "topology `sentinel` needs the name the sentinels monitor the primary under"
+                        .into(),
+                );
+            }
+            if let Some(u) = &url {
+                if !is_url(u, false) {
+                    err(
+                        "store.url",
+                        format!(
+                            "`{}` is not a redis:// or rediss:// URL (with sentinels it gives the primary's credentials, database and TLS)",
+                            crate::store::redact(u)
+                        ),
+                    );
+                }
+            }
+            RedisEndpoint::Sentinel {
+                sentinels: nodes,
+                service,
+                primary_url: url,
+            }
+        }
+        other => {
+            err(
+                "store.topology",
+                format!("`{other}` is not a topology; use `single`, `cluster` or `sentinel`"),
+            );
+            RedisEndpoint::Single { url: String::new() }
+        }
+    }
+}
+
 fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, SourceErrors> {
     // A RefCell so the small validation helpers below can all report errors.
     let errors = std::cell::RefCell::new(Vec::new());
@@ -421,17 +530,7 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
             StoreConfig::Embedded(resolve(st.path.as_deref().unwrap_or("guestgate.redb")))
         }
         "redis" => {
-            let url = st.url.unwrap_or_else(|| "redis://127.0.0.1:6379/0".into());
-            if !(url.starts_with("redis://")
-                || url.starts_with("rediss://")
-                || url.starts_with("redis+unix://")
-                || url.starts_with("unix://"))
-            {
-                err(
-                    "store.url",
-                    format!("`{url}` is not a redis:// or rediss:// URL"),
-                );
-            }
+            let endpoint = redis_endpoint(st.topology, st.url, st.nodes, st.sentinel_service, &err);
             let prefix = st.key_prefix.unwrap_or_else(|| "{guestgate}:".into());
             if !(prefix.starts_with('{') && prefix.contains('}')) {
                 err(
@@ -440,7 +539,8 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
                 );
             }
             StoreConfig::Redis(crate::store::RedisConfig {
-                url,
+                endpoint,
+                ca_file: st.ca_file.as_deref().map(&resolve),
                 prefix,
                 timeout: duration("store.timeout", st.timeout, "1s"),
                 staleness_bound: duration("store.staleness_bound", st.staleness_bound, "3s"),
@@ -732,6 +832,92 @@ mod tests {
             "{}",
             e[0]
         );
+    }
+
+    #[test]
+    fn redis_topologies_and_their_errors() {
+        use crate::store::RedisEndpoint;
+        let store = |lines: &str| format!("{MIN}[store]\nbackend = \"redis\"\n{lines}");
+        let redis = |c: Config| match c.store {
+            StoreConfig::Redis(r) => r,
+            StoreConfig::Embedded(_) => panic!("not redis"),
+        };
+        let (_d, p) = write(&store(
+            "topology = \"cluster\"\nnodes = [\"redis://10.0.0.1:7000\", \"rediss://10.0.0.2:7000\"]\n",
+        ));
+        let c = redis(Config::load_with_env(&p, env(&[])).unwrap());
+        assert_eq!(
+            c.endpoint,
+            RedisEndpoint::Cluster {
+                nodes: vec![
+                    "redis://10.0.0.1:7000".into(),
+                    "rediss://10.0.0.2:7000".into()
+                ]
+            }
+        );
+        let (d, p) = write(&store(
+            "topology = \"sentinel\"\nnodes = [\"redis://s1:26379\"]\nsentinel_service = \"gg\"\nurl = \"rediss://:pw@gg/1\"\nca_file = \"ca.pem\"\n",
+        ));
+        let c = redis(Config::load_with_env(&p, env(&[])).unwrap());
+        assert_eq!(
+            c.endpoint,
+            RedisEndpoint::Sentinel {
+                sentinels: vec!["redis://s1:26379".into()],
+                service: "gg".into(),
+                primary_url: Some("rediss://:pw@gg/1".into()),
+            }
+        );
+        assert_eq!(c.ca_file, Some(d.path().join("ca.pem")));
+        // the same from the environment, as a container would set it
+        let (_d, p) = write(MIN);
+        let c = redis(
+            Config::load_with_env(
+                &p,
+                env(&[
+                    ("GUESTGATE_STORE__BACKEND", "redis"),
+                    ("GUESTGATE_STORE__TOPOLOGY", "cluster"),
+                    ("GUESTGATE_STORE__NODES", "[\"redis://a:7000\"]"),
+                ]),
+            )
+            .unwrap(),
+        );
+        assert!(matches!(c.endpoint, RedisEndpoint::Cluster { .. }));
+
+        let errors = |lines: &str| {
+            let (_d, p) = write(&store(lines));
+            Config::load_with_env(&p, env(&[]))
+                .map(|_| ())
+                .expect_err("must be refused")
+                .0
+                .into_iter()
+                .map(|e| (e.line, e.key.unwrap_or_default(), e.message))
+                .collect::<Vec<_>>()
+        };
+        let e = errors("topology = \"cluster\"\n");
+        assert_eq!((e[0].0, e[0].1.as_str()), (None, "store.nodes"), "{e:?}");
+        let e = errors("topology = \"cluster\"\nnodes = [\"redis://a:1\", \"http://:pw@b:2\"]\n");
+        assert_eq!(
+            (e[0].0, e[0].1.as_str()),
+            (Some(6), "store.nodes[1]"),
+            "{e:?}"
+        );
+        assert!(
+            !e[0].2.contains(":pw@"),
+            "passwords stay out of errors: {e:?}"
+        );
+        let e = errors("topology = \"sentinel\"\nnodes = [\"redis://s:26379\"]\n");
+        assert_eq!(e[0].1, "store.sentinel_service", "{e:?}");
+        let e = errors("nodes = [\"redis://s:26379\"]\n");
+        assert_eq!((e[0].0, e[0].1.as_str()), (Some(5), "store.nodes"), "{e:?}");
+        let e = errors("topology = \"ring\"\n");
+        assert_eq!(
+            (e[0].0, e[0].1.as_str()),
+            (Some(5), "store.topology"),
+            "{e:?}"
+        );
+        let e = errors("url = \"http://:hunter2@x\"\n");
+        assert_eq!(e[0].1, "store.url", "{e:?}");
+        assert!(!e[0].2.contains("hunter2"), "{e:?}");
     }
 
     #[test]

@@ -6,13 +6,15 @@
 mod embedded;
 mod index;
 mod redis;
+mod redis_link;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedStore;
 pub use index::{ShareIndex, ShareState};
-pub use redis::{RedisConfig, RedisStore, RedisSync};
+pub use redis::{RedisConfig, RedisEndpoint, RedisStore, RedisSync};
+pub use redis_link::redact_url as redact;
 
 /// Where a share is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
+pub use super::redis_link::RedisEndpoint;
+use super::redis_link::{Link, LinkSettings};
 use super::{
     CodeCheck, CodeLimits, IssueOutcome, PendingCode, Share, ShareIndex, Store, StoreError,
 };
@@ -124,8 +125,11 @@ return n
 /// Redis settings.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://`, `rediss://` or `redis+unix://` URL.
-    pub url: String,
+    /// One server, a Cluster, or a Sentinel-watched primary.
+    pub endpoint: RedisEndpoint,
+    /// PEM file of the CA that signed the servers' certificates (`rediss://` with a
+    /// private CA); the system roots otherwise.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Key prefix including the hash tag, e.g. `{guestgate}:`.
     pub prefix: String,
     /// Per-command timeout.
@@ -136,8 +140,7 @@ pub struct RedisConfig {
 
 /// Shared state in Redis.
 pub struct RedisStore {
-    conn: ConnectionManager,
-    client: redis::Client,
+    link: Link,
     cfg: RedisConfig,
     rt: tokio::runtime::Handle,
     create: Script,
@@ -193,19 +196,21 @@ impl RedisStore {
     /// Connects on `rt` (a runtime that outlives the store: the connection's driver
     /// runs there). Fails if Redis cannot be reached now.
     pub async fn connect(cfg: RedisConfig, rt: tokio::runtime::Handle) -> Result<Self, StoreError> {
-        let client = redis::Client::open(cfg.url.as_str()).map_err(unavailable)?;
-        let mcfg = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(cfg.timeout))
-            .set_connection_timeout(Some(cfg.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = client
-            .get_connection_manager_with_config(mcfg)
+        let ca_pem = match &cfg.ca_file {
+            Some(p) => Some(std::fs::read(p).map_err(|e| {
+                StoreError::Unavailable(format!("cannot read store.ca_file {}: {e}", p.display()))
+            })?),
+            None => None,
+        };
+        let settings = LinkSettings {
+            timeout: cfg.timeout,
+            ca_pem,
+        };
+        let link = Link::connect(&cfg.endpoint, &settings)
             .await
             .map_err(unavailable)?;
         Ok(Self {
-            conn,
-            client,
+            link,
             cfg,
             rt,
             create: Script::new(CREATE),
@@ -234,7 +239,7 @@ impl RedisStore {
 
     /// The current generation (0 when absent: a Redis that lost its data).
     pub async fn generation(&self) -> Result<u64, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.link.conn();
         let key = self.gen_key();
         self.on_rt(async move {
             let g: Option<u64> = c.get(&key).await.map_err(unavailable)?;
@@ -247,7 +252,7 @@ impl RedisStore {
 #[async_trait]
 impl Store for RedisStore {
     async fn all_shares(&self) -> Result<Vec<Share>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.link.conn();
         let set = self.set_key();
         let prefix = self.key("share", "");
         self.on_rt(async move {
@@ -270,7 +275,7 @@ impl Store for RedisStore {
     }
 
     async fn share(&self, id: &str) -> Result<Option<Share>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.link.conn();
         let key = self.key("share", id);
         self.on_rt(async move {
             let raw: Option<String> = c.get(&key).await.map_err(unavailable)?;
@@ -280,7 +285,7 @@ impl Store for RedisStore {
     }
 
     async fn share_by_token(&self, token_hash: &str) -> Result<Option<Share>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.link.conn();
         let tkey = self.key("token", token_hash);
         let prefix = self.key("share", "");
         self.on_rt(async move {
@@ -293,7 +298,7 @@ impl Store for RedisStore {
     }
 
     async fn create_share(&self, share: &Share, token_hash: &str) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.link.conn();
         let script = self.create.clone();
         let share_key = self.key("share", &share.id);
         let token_key = self.key("token", token_hash);
@@ -321,7 +326,7 @@ impl Store for RedisStore {
     }
 
     async fn revoke(&self, id: &str, by: &str, now: u64) -> Result<Option<Share>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.link.conn();
         let script = self.revoke.clone();
         let (share_key, code_key, gen, channel) = self.change_keys(id);
         let (by, id) = (by.to_string(), id.to_string());
@@ -350,7 +355,7 @@ impl Store for RedisStore {
         now: u64,
         limits: CodeLimits,
     ) -> Result<IssueOutcome, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.link.conn();
         let script = self.issue.clone();
         let (share_key, code_key) = (self.key("share", share_id), self.key("code", share_id));
         let ttl = code.expires_at.saturating_sub(now).max(1);
@@ -388,7 +393,7 @@ impl Store for RedisStore {
         now: u64,
         limits: CodeLimits,
     ) -> Result<CodeCheck, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.link.conn();
         let script = self.check.clone();
         let (share_key, code_key, gen, channel) = self.change_keys(share_id);
         let (mac, id) = (mac.to_string(), share_id.to_string());
@@ -423,7 +428,7 @@ impl Store for RedisStore {
     }
 
     async fn count_verify(&self, client: &str, now: u64) -> Result<u32, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.link.conn();
         let script = self.count.clone();
         let key = self.key("verify", &format!("{client}:{}", now / 60));
         self.on_rt(async move {
@@ -464,17 +469,25 @@ impl RedisSync {
     /// Runs forever on the Redis runtime.
     pub async fn run(self) {
         let poll = (self.store.cfg.staleness_bound / 4).max(Duration::from_millis(100));
+        let mut attempt = 0usize;
         loop {
-            let mut pubsub = match self.store.client.get_async_pubsub().await {
+            // A Sentinel failover may have moved the primary: subscribe where writes go.
+            let follow = self.store.link.follow_primary();
+            if let Ok(Err(e)) = tokio::time::timeout(self.store.cfg.timeout, follow).await {
+                tracing::warn!(error = %e, "sentinels could not name a redis primary");
+            }
+            let mut pubsub = match self.store.link.pubsub(attempt).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(error = %e, "redis pub/sub unavailable; guests are refused once the index is stale");
+                    attempt = attempt.wrapping_add(1);
                     tokio::time::sleep(poll).await;
                     continue;
                 }
             };
             if let Err(e) = pubsub.subscribe(self.store.channel()).await {
                 tracing::warn!(error = %e, "redis subscribe failed");
+                attempt = attempt.wrapping_add(1);
                 tokio::time::sleep(poll).await;
                 continue;
             }
@@ -524,6 +537,11 @@ impl RedisSync {
                         }
                     }
                     _ = ticker.tick() => {
+                        // With Sentinels, a demoted primary still answers reads: ask who leads.
+                        let follow = self.store.link.follow_primary();
+                        if let Ok(Err(e)) = tokio::time::timeout(self.store.cfg.timeout, follow).await {
+                            tracing::warn!(error = %e, "sentinels could not name a redis primary");
+                        }
                         match self.store.generation().await {
                             Ok(g) if g == last_gen => self.index.mark_fresh(),
                             Ok(g) if g > last_gen => {
@@ -544,6 +562,8 @@ impl RedisSync {
                     }
                 }
             }
+            // The stream ended: the node went away. Try the next one (a cluster's seeds).
+            attempt = attempt.wrapping_add(1);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

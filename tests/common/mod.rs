@@ -12,7 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use guestgate::session::{load_key, unix_now, SessionKeys, ShareGrant};
-use guestgate::store::{EmbeddedStore, RedisConfig, RedisStore, Share, ShareStatus, Store};
+use guestgate::store::{
+    EmbeddedStore, RedisConfig, RedisEndpoint, RedisStore, Share, ShareStatus, Store,
+};
 
 /// API keys the test instances accept (their SHA-256 is in the config).
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
@@ -30,7 +32,7 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
-fn seed(store_path: &Path, redis: Option<&str>) {
+fn seed(store_path: &Path, redis: Option<&RedisEndpoint>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -40,10 +42,11 @@ fn seed(store_path: &Path, redis: Option<&str>) {
     rt.block_on(async {
         let store: Box<dyn Store> = match redis {
             None => Box::new(EmbeddedStore::open(store_path).expect("open store")),
-            Some(url) => Box::new(
+            Some(endpoint) => Box::new(
                 RedisStore::connect(
                     RedisConfig {
-                        url: url.to_string(),
+                        endpoint: endpoint.clone(),
+                        ca_file: None,
                         prefix: "{guestgate}:".into(),
                         timeout: Duration::from_secs(1),
                         staleness_bound: Duration::from_secs(3),
@@ -201,8 +204,8 @@ pub struct Opts {
     /// Replaces the `[mail]` section.
     pub mail_config: Option<String>,
     pub policies: Option<PathBuf>,
-    /// Redis URL: use the Redis backend (seeded there) instead of the embedded file.
-    pub redis: Option<String>,
+    /// Use the Redis backend (seeded there) instead of the embedded file.
+    pub redis: Option<RedisEndpoint>,
     /// Extra lines for the `[store]` section.
     pub store_config: String,
     /// A session key file shared with other instances (replicas).
@@ -352,8 +355,9 @@ impl Gate {
                 None => String::new(),
             },
             store = match &opts.redis {
-                Some(url) => format!(
-                    "backend = \"redis\"\nurl = \"{url}\"\n{}",
+                Some(endpoint) => format!(
+                    "backend = \"redis\"\n{}\n{}",
+                    redis_toml(endpoint),
                     opts.store_config
                 ),
                 None => format!("path = \"state.redb\"\n{}", opts.store_config),
@@ -361,7 +365,7 @@ impl Gate {
         );
         let cfg_path = dir.path().join("guestgate.toml");
         std::fs::write(&cfg_path, config).expect("write config");
-        seed(&dir.path().join("state.redb"), opts.redis.as_deref());
+        seed(&dir.path().join("state.redb"), opts.redis.as_ref());
         let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let stderr = dir.path().join("guestgate.stderr");
@@ -726,29 +730,65 @@ pub fn path_of(link: &str) -> String {
         .map_or("/".into(), |i| link[after + i..].to_string())
 }
 
+/// The `[store]` lines that name `e`.
+pub fn redis_toml(e: &RedisEndpoint) -> String {
+    match e {
+        RedisEndpoint::Single { url } => format!("url = \"{url}\""),
+        RedisEndpoint::Cluster { nodes } => format!("topology = \"cluster\"\nnodes = {nodes:?}"),
+        RedisEndpoint::Sentinel {
+            sentinels,
+            service,
+            primary_url,
+        } => format!(
+            "topology = \"sentinel\"\nnodes = {sentinels:?}\nsentinel_service = \"{service}\"\n{}",
+            primary_url
+                .as_ref()
+                .map(|u| format!("url = \"{u}\""))
+                .unwrap_or_default()
+        ),
+    }
+}
+
 /// A real `redis-server` on a free port, killed on drop. With `persist`, it keeps an
 /// append-only file in `dir` so a restart brings the data back.
 pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     persist: bool,
+    /// More `redis-server` arguments (cluster, replication, TLS, passwords).
+    extra: Vec<String>,
     proc: Option<Proc>,
 }
 
 impl RedisServer {
     pub fn start(dir: &Path, persist: bool) -> RedisServer {
+        Self::start_with(dir, persist, free_port(), &[])
+    }
+
+    /// A server on `port` with more arguments.
+    pub fn start_with(dir: &Path, persist: bool, port: u16, extra: &[String]) -> RedisServer {
         let mut r = RedisServer {
-            port: free_port(),
+            port,
             dir: dir.to_path_buf(),
             persist,
+            extra: extra.to_vec(),
             proc: None,
         };
         r.launch();
         r
     }
 
+    /// Sends one command with `redis-cli` and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        redis_cli(self.port, args)
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn endpoint(&self) -> RedisEndpoint {
+        RedisEndpoint::Single { url: self.url() }
     }
 
     fn launch(&mut self) {
@@ -770,18 +810,12 @@ impl RedisServer {
         } else {
             cmd.args(["--appendonly", "no"]);
         }
+        cmd.args(&self.extra);
         let child = cmd
             .spawn()
             .expect("redis-server must be installed (scripts/setup.sh installs it)");
         self.proc = Some(Proc(child));
-        let port = self.port;
-        wait_for("redis-server", Duration::from_secs(10), || {
-            let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-            s.write_all(b"PING\r\n").ok()?;
-            let mut buf = [0u8; 7];
-            s.read_exact(&mut buf).ok()?;
-            (&buf == b"+PONG\r\n").then_some(())
-        });
+        wait_for_redis(self.port);
     }
 
     /// Kills it (SIGKILL).
@@ -796,6 +830,367 @@ impl RedisServer {
     /// Starts it again on the same port (and, if persistent, the same data).
     pub fn restart(&mut self) {
         self.launch();
+    }
+}
+
+/// Waits until something answers PING (or asks for a password) on `port`.
+fn wait_for_redis(port: u16) {
+    wait_for("redis-server", Duration::from_secs(10), || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.write_all(b"PING\r\n").ok()?;
+        let mut buf = [0u8; 7];
+        s.read_exact(&mut buf).ok()?;
+        (&buf == b"+PONG\r\n" || &buf == b"-NOAUTH").then_some(())
+    });
+}
+
+/// One command through `redis-cli` against a local port; its output, trimmed.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .expect("redis-cli must be installed (scripts/setup.sh installs it)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost: (cert, key).
+pub fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl must be installed (scripts/setup.sh installs it)")
+        .status
+        .success();
+    assert!(ok, "openssl could not make a certificate");
+    (cert, key)
+}
+
+/// A private CA and a server certificate it signed for 127.0.0.1 and localhost:
+/// (CA certificate, server certificate, server key).
+pub fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let f = |n: &str| dir.join(n);
+    let ext = f("leaf.ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write leaf.ext");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl must be installed (scripts/setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca = [
+        &["req", "-x509"][..],
+        &ec,
+        &["-days", "1", "-subj", "/CN=guestgate test CA"],
+    ];
+    run(&[&ca.concat()[..], &["-keyout", "ca.key", "-out", "ca.pem"]].concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+        ],
+    ]
+    .concat());
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "leaf.pem",
+    ]);
+    (f("ca.pem"), f("leaf.pem"), f("leaf.key"))
+}
+
+/// A real Redis Cluster: `primaries` primaries, each with `replicas` replicas, made by
+/// `redis-cli --cluster create`. Nodes are killed on drop.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start(dir: &Path, primaries: usize, replicas: usize) -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..primaries * (replicas + 1))
+            .map(|_| {
+                let port = free_port();
+                let bus = free_port();
+                RedisServer::start_with(
+                    dir,
+                    false,
+                    port,
+                    &[
+                        "--cluster-enabled".into(),
+                        "yes".into(),
+                        "--cluster-port".into(),
+                        bus.to_string(),
+                        "--cluster-config-file".into(),
+                        format!("nodes-{port}.conf"),
+                        // A dead primary is replaced after about this long.
+                        "--cluster-node-timeout".into(),
+                        "1000".into(),
+                    ],
+                )
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let c = RedisCluster { nodes };
+        for n in &c.nodes {
+            wait_for("cluster state ok", Duration::from_secs(30), || {
+                n.cli(&["CLUSTER", "INFO"])
+                    .contains("cluster_state:ok")
+                    .then_some(())
+            });
+        }
+        c
+    }
+
+    pub fn endpoint(&self, seeds: &[u16]) -> RedisEndpoint {
+        RedisEndpoint::Cluster {
+            nodes: seeds
+                .iter()
+                .map(|p| format!("redis://127.0.0.1:{p}"))
+                .collect(),
+        }
+    }
+
+    fn live(&self) -> impl Iterator<Item = &RedisServer> {
+        self.nodes.iter().filter(|n| n.proc.is_some())
+    }
+
+    /// The port of the primary that owns guestgate's hash tag now (as a live node sees it).
+    pub fn owner(&self, tag: &str) -> u16 {
+        let mut owner = None;
+        wait_for("a primary for the slot", Duration::from_secs(30), || {
+            let n = self.live().next()?;
+            let slot: u16 = n.cli(&["CLUSTER", "KEYSLOT", tag]).parse().ok()?;
+            for line in n.cli(&["CLUSTER", "NODES"]).lines() {
+                let f: Vec<&str> = line.split(' ').collect();
+                if f.len() < 9 || !f[2].contains("master") || f[2].contains("fail") {
+                    continue;
+                }
+                for range in &f[8..] {
+                    let (a, b) = range.split_once('-').unwrap_or((range, range));
+                    let (a, b): (u16, u16) = (a.parse().ok()?, b.parse().ok()?);
+                    if (a..=b).contains(&slot) {
+                        let addr = f[1].split('@').next()?;
+                        owner = addr.rsplit(':').next()?.parse().ok();
+                    }
+                }
+            }
+            owner.map(|_| ())
+        });
+        owner.unwrap_or_default()
+    }
+
+    pub fn node(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .expect("a node on that port")
+    }
+}
+
+/// Waits until the replicas of the primary on `port` have caught up with it.
+pub fn wait_replicated(port: u16, password: Option<&str>) {
+    wait_for("replicas caught up", Duration::from_secs(10), || {
+        let info = match password {
+            Some(pw) => redis_cli(
+                port,
+                &["--no-auth-warning", "-a", pw, "INFO", "replication"],
+            ),
+            None => redis_cli(port, &["INFO", "replication"]),
+        };
+        let field = |line: &str, key: &str| -> Option<u64> {
+            line.split(',')
+                .find_map(|kv| kv.strip_prefix(key))
+                .and_then(|v| v.trim().parse().ok())
+        };
+        let master: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("master_repl_offset:"))?
+            .trim()
+            .parse()
+            .ok()?;
+        let replicas: Vec<u64> = info
+            .lines()
+            .filter(|l| l.starts_with("slave") && l.contains("offset="))
+            .filter_map(|l| field(l, "offset="))
+            .collect();
+        (!replicas.is_empty() && replicas.iter().all(|&o| o >= master)).then_some(())
+    });
+}
+
+/// A primary, one replica and one Sentinel watching them as `service`, all real
+/// processes, the data nodes behind `password`.
+pub struct RedisSentinel {
+    pub servers: Vec<RedisServer>,
+    pub sentinel_port: u16,
+    pub service: &'static str,
+    pub password: &'static str,
+    _sentinel: Proc,
+}
+
+impl RedisSentinel {
+    pub fn start(dir: &Path) -> RedisSentinel {
+        let password = "s3ntinel-data-pw";
+        let auth = |extra: &[String]| {
+            let mut a = vec![
+                "--requirepass".to_string(),
+                password.into(),
+                "--masterauth".into(),
+                password.into(),
+            ];
+            a.extend_from_slice(extra);
+            a
+        };
+        let primary = RedisServer::start_with(dir, false, free_port(), &auth(&[]));
+        let replica = RedisServer::start_with(
+            dir,
+            false,
+            free_port(),
+            &auth(&[
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                primary.port.to_string(),
+            ]),
+        );
+        let sentinel_port = free_port();
+        let conf = dir.join(format!("sentinel-{sentinel_port}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "port {sentinel_port}\nbind 127.0.0.1\ndir {dir}\n\
+                 sentinel monitor gg 127.0.0.1 {p} 1\n\
+                 sentinel auth-pass gg {password}\n\
+                 sentinel down-after-milliseconds gg 1000\n\
+                 sentinel failover-timeout gg 5000\n",
+                dir = dir.display(),
+                p = primary.port,
+            ),
+        )
+        .expect("write sentinel.conf");
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel");
+        let s = RedisSentinel {
+            servers: vec![primary, replica],
+            sentinel_port,
+            service: "gg",
+            password,
+            _sentinel: Proc(child),
+        };
+        wait_for_redis(sentinel_port);
+        // Ready once the Sentinel knows the replica as a healthy candidate.
+        let rport = s.servers[1].port.to_string();
+        wait_for("sentinel sees the replica", Duration::from_secs(30), || {
+            let r = redis_cli(sentinel_port, &["SENTINEL", "REPLICAS", "gg"]);
+            (r.contains(&rport) && !r.contains("disconnected") && !r.contains("s_down"))
+                .then_some(())
+        });
+        s
+    }
+
+    pub fn endpoint(&self) -> RedisEndpoint {
+        RedisEndpoint::Sentinel {
+            sentinels: vec![format!("redis://127.0.0.1:{}", self.sentinel_port)],
+            service: self.service.into(),
+            primary_url: Some(format!("redis://:{}@{}/0", self.password, self.service)),
+        }
+    }
+
+    /// The port of the primary the Sentinel names now.
+    pub fn primary(&self) -> u16 {
+        let r = redis_cli(
+            self.sentinel_port,
+            &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service],
+        );
+        r.lines()
+            .nth(1)
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_default()
+    }
+
+    pub fn server(&mut self, port: u16) -> &mut RedisServer {
+        self.servers
+            .iter_mut()
+            .find(|n| n.port == port)
+            .expect("a server on that port")
+    }
+
+    /// A command to a data node, authenticated.
+    pub fn data_cli(&self, port: u16, args: &[&str]) -> String {
+        let mut a = vec!["--no-auth-warning", "-a", self.password];
+        a.extend_from_slice(args);
+        redis_cli(port, &a)
     }
 }
 
