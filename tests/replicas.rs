@@ -289,6 +289,63 @@ fn losing_redis_fails_closed_within_the_bound_and_service_comes_back() {
 }
 
 #[test]
+fn a_revocation_redis_lost_in_a_failover_is_applied_again() {
+    let d = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(d.path(), false);
+    let a = replica(&redis, None, "staleness_bound = \"1s\"");
+    let b = replica(&redis, Some(&a), "staleness_bound = \"1s\"");
+    let (id, link, code) = share(&a, "lostrevoke@lab.example");
+    let mut browser = Browser::new(&b);
+    assert_eq!(verify(&mut browser, &link, &code), 303);
+    let cookie = browser.cookie.clone().unwrap();
+    let key = format!("{{guestgate}}:share:{id}");
+    // What a lagging Redis replica holds: the share active, an older generation.
+    let (before, gen) = (
+        redis.cli(&["GET", &key]),
+        redis.cli(&["GET", "{guestgate}:gen"]),
+    );
+    assert!(before.contains("\"active\""), "{before}");
+    assert_eq!(
+        a.api(ADMIN_KEY, "DELETE", &format!("/admin/v1/shares/{id}"), None)
+            .0,
+        204
+    );
+    common::wait_for("B denies", Duration::from_secs(5), || {
+        (b.send("GET", "/cases/43/versions/1", Some(&cookie), &[])
+            .status
+            == 403)
+            .then_some(())
+    });
+    // The failover to that replica: the revocation is gone from Redis.
+    assert_eq!(redis.cli(&["SET", &key, &before]), "OK");
+    assert_eq!(redis.cli(&["SET", "{guestgate}:gen", &gen]), "OK");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        for g in [&a, &b] {
+            let st = g
+                .send("GET", "/cases/43/versions/1", Some(&cookie), &[])
+                .status;
+            assert_eq!(st, 403, "a lost revocation must not let the guest back in");
+        }
+    }
+    let now = redis.cli(&["GET", &key]);
+    assert!(now.contains("\"revoked\""), "re-applied in redis: {now}");
+    assert!(now.contains("lost revocation re-applied"), "{now}");
+    // Counted by whichever replica re-applied it first (the other may find it done).
+    let counted = [&a, &b].iter().any(|g| {
+        common::http(
+            g.admin,
+            "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap()
+        .body
+        .lines()
+        .any(|l| l.starts_with("guestgate_store_errors_total{operation=\"lost_revocation\"}"))
+    });
+    assert!(counted, "the lost revocation is counted");
+}
+
+#[test]
 fn a_redis_that_comes_back_empty_denies() {
     let d = tempfile::tempdir().unwrap();
     let mut redis = RedisServer::start(d.path(), false);

@@ -99,6 +99,14 @@ impl ShareIndex {
         }
     }
 
+    /// Whether this replica has seen the share revoked.
+    pub fn is_revoked(&self, id: &str) -> bool {
+        self.map
+            .read()
+            .map(|m| m.get(id).is_some_and(|s| s.status == ShareStatus::Revoked))
+            .unwrap_or(false)
+    }
+
     /// Records the current state of one share, keeping its last access.
     pub fn upsert(&self, share: &Share) {
         if let Ok(mut map) = self.map.write() {

@@ -19,7 +19,8 @@ use redis::{AsyncCommands, Script};
 pub use super::redis_link::RedisEndpoint;
 use super::redis_link::{Link, LinkSettings};
 use super::{
-    CodeCheck, CodeLimits, IssueOutcome, PendingCode, Share, ShareIndex, Store, StoreError,
+    CodeCheck, CodeLimits, IssueOutcome, PendingCode, Share, ShareIndex, ShareStatus, Store,
+    StoreError,
 };
 
 const CREATE: &str = r"
@@ -456,11 +457,44 @@ impl RedisSync {
         Self { store, index }
     }
 
+    /// Revocation is one-way. Redis replicates asynchronously, so a failover to a
+    /// replica that had not received a revocation (or a restore from an old backup)
+    /// brings the share back as usable. A replica that saw the revocation writes it
+    /// again, and refuses the share locally even if that write fails.
+    async fn keep_revoked(&self, mut share: Share) -> Share {
+        if share.status == ShareStatus::Revoked || !self.index.is_revoked(&share.id) {
+            return share;
+        }
+        tracing::warn!(
+            share = %share.id,
+            "redis lost a revocation (failover or restore); revoking the share again"
+        );
+        crate::metrics::get()
+            .store_errors
+            .with_label_values(&["lost_revocation"])
+            .inc();
+        let now = crate::session::unix_now();
+        match self
+            .store
+            .revoke(&share.id, "guestgate (lost revocation re-applied)", now)
+            .await
+        {
+            Ok(Some(revoked)) => revoked,
+            _ => {
+                share.status = ShareStatus::Revoked;
+                share
+            }
+        }
+    }
+
     /// Full reload: every share, and the generation it corresponds to.
     pub async fn resync(&self) -> Result<u64, StoreError> {
         // Generation first: a change racing with the reload shows up as a newer one.
         let gen = self.store.generation().await?;
-        let all = self.store.all_shares().await?;
+        let mut all = Vec::new();
+        for share in self.store.all_shares().await? {
+            all.push(self.keep_revoked(share).await);
+        }
         self.index.replace_all(&all);
         self.index.mark_fresh();
         Ok(gen)
@@ -523,6 +557,7 @@ impl RedisSync {
                         }
                         match self.store.share(&id).await {
                             Ok(Some(s)) => {
+                                let s = self.keep_revoked(s).await;
                                 self.index.upsert(&s);
                                 last_gen = gen;
                                 self.index.mark_fresh();
