@@ -298,7 +298,7 @@ impl SentinelPrimary {
             || e.is_timeout()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
-            || e.code() == Some("READONLY");
+            || matches!(e.code(), Some("READONLY" | "NOREPLICAS" | "MASTERDOWN"));
         if !moved || self.following.swap(true, Ordering::AcqRel) {
             return;
         }
