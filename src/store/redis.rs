@@ -506,8 +506,7 @@ impl RedisSync {
         let mut attempt = 0usize;
         loop {
             // A Sentinel failover may have moved the primary: subscribe where writes go.
-            let follow = self.store.link.follow_primary();
-            if let Ok(Err(e)) = tokio::time::timeout(self.store.cfg.timeout, follow).await {
+            if let Err(e) = self.store.link.follow_primary().await {
                 tracing::warn!(error = %e, "sentinels could not name a redis primary");
             }
             let mut pubsub = match self.store.link.pubsub(attempt).await {
@@ -573,10 +572,7 @@ impl RedisSync {
                     }
                     _ = ticker.tick() => {
                         // With Sentinels, a demoted primary still answers reads: ask who leads.
-                        let follow = self.store.link.follow_primary();
-                        if let Ok(Err(e)) = tokio::time::timeout(self.store.cfg.timeout, follow).await {
-                            tracing::warn!(error = %e, "sentinels could not name a redis primary");
-                        }
+                        self.store.link.nudge_primary();
                         match self.store.generation().await {
                             Ok(g) if g == last_gen => self.index.mark_fresh(),
                             Ok(g) if g > last_gen => {

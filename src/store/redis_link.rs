@@ -191,6 +191,8 @@ pub(super) struct SentinelPrimary {
     current: ArcSwap<Primary>,
     /// A re-resolution is under way (failures during it do not start another).
     following: AtomicBool,
+    /// Bounds one re-resolution, so a Sentinel that never answers cannot hold the lock.
+    timeout: Duration,
 }
 
 impl SentinelPrimary {
@@ -254,6 +256,7 @@ impl SentinelPrimary {
             mcfg,
             current: ArcSwap::from_pointee(first),
             following: AtomicBool::new(false),
+            timeout: settings.timeout * 3,
         })
     }
 
@@ -272,6 +275,16 @@ impl SentinelPrimary {
 
     /// Asks the Sentinels again; swaps in the new primary if it changed.
     async fn follow(&self) -> RedisResult<()> {
+        match tokio::time::timeout(self.timeout, self.ask_and_switch()).await {
+            Ok(r) => r,
+            Err(_) => Err(RedisError::from((
+                redis::ErrorKind::Io,
+                "the sentinels did not answer in time",
+            ))),
+        }
+    }
+
+    async fn ask_and_switch(&self) -> RedisResult<()> {
         let mut sentinel = self.sentinel.lock().await;
         let client = sentinel.async_get_client().await?;
         let addr = client.get_connection_info().addr().to_string();
@@ -299,7 +312,14 @@ impl SentinelPrimary {
             || e.is_connection_dropped()
             || e.is_connection_refusal()
             || matches!(e.code(), Some("READONLY" | "NOREPLICAS" | "MASTERDOWN"));
-        if !moved || self.following.swap(true, Ordering::AcqRel) {
+        if moved {
+            self.follow_in_background();
+        }
+    }
+
+    /// Asks the Sentinels without making the caller wait (one question at a time).
+    fn follow_in_background(self: &Arc<Self>) {
+        if self.following.swap(true, Ordering::AcqRel) {
             return;
         }
         let me = Arc::clone(self);
@@ -404,6 +424,14 @@ impl Link {
         match &self.kind {
             Kind::Sentinel(p) => p.follow().await,
             _ => Ok(()),
+        }
+    }
+
+    /// The same in the background: the contact poll must not wait on the Sentinels, or
+    /// a Sentinel outage would stall it and refuse guests while the primary is fine.
+    pub fn nudge_primary(&self) {
+        if let Kind::Sentinel(p) = &self.kind {
+            p.follow_in_background();
         }
     }
 }
