@@ -5,16 +5,6 @@ mod common;
 
 use common::{Gate, Opts};
 
-fn scrape(g: &Gate) -> String {
-    let r = common::http(
-        g.admin,
-        "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap();
-    assert_eq!(r.status, 200);
-    r.body
-}
-
 /// The value of one series line, 0 when absent.
 fn value(text: &str, series: &str) -> f64 {
     text.lines()
@@ -59,7 +49,7 @@ fn counters_follow_decisions() {
     assert_eq!(g.send("GET", "/a/../b", Some(&c), &[]).status, 400);
     assert_eq!(g.send("GET", "/settings", None, &[]).status, 200);
     assert_eq!(g.send("GET", "/_guestgate/s/nope", None, &[]).status, 404);
-    let m = scrape(&g);
+    let m = g.metrics();
     assert_eq!(
         value(
             &m,
@@ -112,7 +102,7 @@ fn counters_follow_decisions() {
             .0,
         204
     );
-    let m = scrape(&g);
+    let m = g.metrics();
     assert_eq!(value(&m, "guestgate_revocations_total"), 1.0);
     assert_eq!(value(&m, "guestgate_shares{status=\"revoked\"}"), 1.0);
 }
@@ -131,7 +121,7 @@ fn a_thousand_guests_add_no_series_and_no_identities() {
             .status,
         403
     );
-    let before = series(&scrape(&g));
+    let before = series(&g.metrics());
     for i in 1..1000 {
         let c = g.cookie(
             &format!("g{i}@lab.example"),
@@ -152,7 +142,7 @@ fn a_thousand_guests_add_no_series_and_no_identities() {
             403
         );
     }
-    let text = scrape(&g);
+    let text = g.metrics();
     assert_eq!(series(&text), before, "new series appeared");
     assert!(!text.contains("@lab.example") && !text.contains("/cases/"));
     assert_eq!(

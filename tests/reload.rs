@@ -24,12 +24,7 @@ fn with_own_policies() -> (tempfile::TempDir, Gate) {
 }
 
 fn metric(g: &Gate, series: &str) -> f64 {
-    let body = common::http(
-        g.admin,
-        "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap()
-    .body;
+    let body = g.metrics();
     body.lines()
         .find(|l| l.starts_with(series))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())

@@ -87,12 +87,7 @@ fn a_revocation_through_one_replica_is_seen_by_the_other() {
     // Target: p99 ≤ 100 ms on loopback; asserted with room for a loaded CI machine.
     assert!(lags[98] < Duration::from_millis(500), "p99 {:?}", lags[98]);
     // B measured the propagation of every change it applied
-    let m = common::http(
-        b.admin,
-        "GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap()
-    .body;
+    let m = b.metrics();
     let applied: f64 = m
         .lines()
         .find(|l| l.starts_with("guestgate_revocation_propagation_seconds_count"))
@@ -333,14 +328,9 @@ fn a_revocation_redis_lost_in_a_failover_is_applied_again() {
     assert!(now.contains("lost revocation re-applied"), "{now}");
     // Counted by whichever replica re-applied it first (the other may find it done).
     let counted = [&a, &b].iter().any(|g| {
-        common::http(
-            g.admin,
-            "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        )
-        .unwrap()
-        .body
-        .lines()
-        .any(|l| l.starts_with("guestgate_store_errors_total{operation=\"lost_revocation\"}"))
+        g.metrics()
+            .lines()
+            .any(|l| l.starts_with("guestgate_store_errors_total{operation=\"lost_revocation\"}"))
     });
     assert!(counted, "the lost revocation is counted");
 }

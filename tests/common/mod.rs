@@ -308,6 +308,17 @@ pub fn repo() -> PathBuf {
 }
 
 impl Gate {
+    /// The Prometheus text from the admin listener.
+    pub fn metrics(&self) -> String {
+        let r = http(
+            self.admin,
+            "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .expect("metrics answer");
+        assert_eq!(r.status, 200);
+        r.body
+    }
+
     pub fn start(opts: Opts) -> Gate {
         let dir = tempfile::tempdir().expect("tempdir");
         let app = App::start(dir.path());
