@@ -55,7 +55,11 @@ fn hot_path(c: &mut Criterion) {
     let gate = Gate {
         mode: Mode::Mixed,
         max_target_length: 4096,
+        max_content_length: 1 << 30,
+        forward_bodiless_bodies: false,
+        public_hosts: vec!["app.test".into()],
         cookie_name: "guestgate_session".into(),
+        wire_cookie_name: "guestgate_session".into(),
         keys: SessionKeys::new(&[7u8; 32], &[], "guestgate", "guestgate"),
         policies: Arc::new(guestgate::reload::LivePolicies::fixed(
             policies.clone(),
@@ -74,7 +78,10 @@ fn hot_path(c: &mut Criterion) {
     };
 
     c.bench_function("baseline: framing inspect", |b| {
-        b.iter(|| guestgate::framing::inspect(std::hint::black_box(head.as_bytes())).is_ok())
+        b.iter(|| {
+            guestgate::framing::inspect(std::hint::black_box(head.as_bytes()), false, 1 << 30)
+                .is_ok()
+        })
     });
     c.bench_function("target canonicalise", |b| {
         b.iter(|| CanonicalTarget::parse(std::hint::black_box(target.as_bytes()), 4096).is_ok())
@@ -105,6 +112,8 @@ fn hot_path(c: &mut Criterion) {
                 cookies: vec![cookie.as_bytes()],
                 header_names: vec!["host", "accept", "cookie"],
                 http2: false,
+                authority: None,
+                frames_carry_body: false,
             };
             matches!(
                 gate.decide(&facts, unix_now()),

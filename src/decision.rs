@@ -1,13 +1,16 @@
 //! The per-request decision: raw head + method + cookies → one [`Verdict`]. Framing,
-//! session, target canonicalisation and policy are applied here in DESIGN §1 order;
-//! nothing here does I/O, so the whole pipeline is table-testable.
+//! session, host, target canonicalisation and policy are applied here in DESIGN §1
+//! order; nothing here does I/O, so the whole pipeline is table-testable.
+//!
+//! A request that presents guestgate's cookie, in whatever state, is a guest request:
+//! it is allowed by a rule or refused, never passed through as one of the app's users.
 
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
 
 use crate::config::Mode;
-use crate::framing;
+use crate::framing::{self, Body};
 use crate::policy::{Bindings, DenyReason, Scope, Var};
 use crate::reload::LivePolicies;
 use crate::session::{self, CookieLookup, SessionKeys, ShareGrant};
@@ -24,7 +27,8 @@ pub const METHOD_OVERRIDE_HEADERS: &[&str] = &[
 /// What guestgate does with a request.
 #[derive(Debug)]
 pub enum Verdict {
-    /// Refused before any session logic (framing or target): 400 or 414, connection closed.
+    /// Refused for its shape (framing, host or target): 400, 413, 414, 421 or 501,
+    /// connection closed.
     Reject {
         /// HTTP status.
         status: u16,
@@ -41,11 +45,16 @@ pub enum Verdict {
         guest: Option<Guest>,
         /// Canonical decoded path, when the target was canonical.
         path: Option<String>,
+        /// The body the request announced (never read: the connection is then closed).
+        body: Body,
     },
-    /// Not a guest request; mixed mode forwards it untouched (owned headers stripped).
+    /// Not a guest request (no guestgate cookie); mixed mode forwards it with guestgate's
+    /// owned headers stripped and its framing rewritten.
     PassThrough {
-        /// Why it is not a guest request (`no_session`, `session_expired`, ...).
+        /// Always `no_session`.
         reason: &'static str,
+        /// The body, framed by guestgate.
+        body: Body,
     },
     /// Allowed for a guest.
     Allow(Box<AllowedRequest>),
@@ -70,7 +79,7 @@ impl Verdict {
         match self {
             Self::Reject { reason, .. }
             | Self::Deny { reason, .. }
-            | Self::PassThrough { reason } => reason,
+            | Self::PassThrough { reason, .. } => reason,
             Self::Allow(_) => "rule",
             Self::Unavailable => "store_stale",
         }
@@ -103,6 +112,8 @@ pub struct AllowedRequest {
     pub set_headers: Vec<(HeaderName, HeaderValue)>,
     /// Headers the profile removes.
     pub remove_headers: Vec<HeaderName>,
+    /// The body, framed by guestgate.
+    pub body: Body,
 }
 
 /// What the decision looks at, borrowed from the live request.
@@ -117,6 +128,11 @@ pub struct RequestFacts<'a> {
     pub header_names: Vec<&'a str>,
     /// The request came over HTTP/2.
     pub http2: bool,
+    /// HTTP/2 only: the `:authority`, which stands in for `Host`.
+    pub authority: Option<&'a [u8]>,
+    /// HTTP/2 only: whether DATA frames follow the HEADERS frame. On HTTP/2 a body is
+    /// known from the frames, not from the headers.
+    pub frames_carry_body: bool,
 }
 
 /// The decision engine: keys, policies and the few settings that shape decisions.
@@ -125,8 +141,18 @@ pub struct Gate {
     pub mode: Mode,
     /// Longest accepted target.
     pub max_target_length: usize,
-    /// Cookie name as sent by browsers.
+    /// Largest `Content-Length` accepted.
+    pub max_content_length: u64,
+    /// Forward bodies on GET, HEAD, DELETE, OPTIONS and TRACE for pass-through requests
+    /// (guest requests never).
+    pub forward_bodiless_bodies: bool,
+    /// `Host` values guests may use, lower-case (`host`, and `host:port` for the default port).
+    pub public_hosts: Vec<String>,
+    /// guestgate's cookie name, without prefix; every spelling of it is guestgate's.
     pub cookie_name: String,
+    /// The cookie name as guestgate sets it (`__Host-` prefixed over TLS): the only
+    /// spelling that holds a session.
+    pub wire_cookie_name: String,
     /// Token keys.
     pub keys: SessionKeys,
     /// Compiled policies (swapped on reload).
@@ -181,32 +207,65 @@ impl Miss {
 impl Gate {
     /// Decides one request.
     pub fn decide(&self, facts: &RequestFacts<'_>, now: u64) -> Verdict {
-        let head = match framing::inspect_version(facts.raw_head, facts.http2) {
-            Ok(h) => h,
-            Err(e) => {
-                return Verdict::Reject {
-                    status: 400,
-                    reason: e.reason(),
-                    guest: None,
-                }
-            }
+        let reject = |e: framing::FramingError, guest| Verdict::Reject {
+            status: e.status(),
+            reason: e.reason(),
+            guest,
         };
+        let head = match framing::inspect(facts.raw_head, facts.http2, self.max_content_length) {
+            Ok(h) => h,
+            Err(e) => return reject(e, None),
+        };
+        let body = if facts.http2 {
+            match (facts.frames_carry_body, head.body) {
+                (false, _) => Body::None,
+                (true, Body::Length(n)) => Body::Length(n),
+                (true, _) => Body::Chunked,
+            }
+        } else {
+            head.body
+        };
+        let body_refused = body.is_some() && framing::is_bodiless(facts.method);
 
-        let claims = match session::find_cookie(facts.cookies.iter().copied(), &self.cookie_name) {
-            CookieLookup::Absent => Err("no_session"),
-            CookieLookup::Ambiguous => Err("session_ambiguous"),
+        let presented = session::find_cookie(
+            facts.cookies.iter().copied(),
+            &self.cookie_name,
+            &self.wire_cookie_name,
+        );
+        if presented == CookieLookup::Absent {
+            if body_refused && !self.forward_bodiless_bodies {
+                return reject(framing::FramingError::BodyOnBodilessMethod, None);
+            }
+            return match self.mode {
+                Mode::Mixed => Verdict::PassThrough {
+                    reason: "no_session",
+                    body,
+                },
+                Mode::GuestOnly => Verdict::Deny {
+                    reason: "no_session",
+                    guest: None,
+                    path: None,
+                    body,
+                },
+            };
+        }
+        // From here on this is a guest request, whatever state its cookie is in.
+        if body_refused {
+            return reject(framing::FramingError::BodyOnBodilessMethod, None);
+        }
+        let claims = match presented {
             CookieLookup::One(token) => self.keys.verify(token).map_err(|e| e.reason()),
+            CookieLookup::Misnamed => Err("session_misnamed"),
+            _ => Err("session_ambiguous"),
         };
         let claims = match claims {
             Ok(c) => c,
             Err(reason) => {
-                return match self.mode {
-                    Mode::Mixed => Verdict::PassThrough { reason },
-                    Mode::GuestOnly => Verdict::Deny {
-                        reason,
-                        guest: None,
-                        path: None,
-                    },
+                return Verdict::Deny {
+                    reason,
+                    guest: None,
+                    path: None,
+                    body,
                 }
             }
         };
@@ -221,6 +280,14 @@ impl Gate {
             share: None,
             rule: None,
         };
+        let host = head.host.or(facts.authority).unwrap_or_default();
+        if !self.is_public_host(host) {
+            return Verdict::Reject {
+                status: 421,
+                reason: "host_not_public",
+                guest: Some(guest),
+            };
+        }
 
         let target = match CanonicalTarget::parse(head.target, self.max_target_length) {
             Ok(t) => t,
@@ -236,6 +303,7 @@ impl Gate {
             reason,
             guest: Some(guest),
             path: Some(target.path.clone()),
+            body,
         };
         if target.has_method_override_key()
             || facts.header_names.iter().any(|n| {
@@ -245,6 +313,27 @@ impl Gate {
             })
         {
             return deny("method_override", guest);
+        }
+
+        // A session none of whose shares can be used any more has ended, wherever it goes.
+        if !claims
+            .shares
+            .iter()
+            .any(|s| s.exp > now && self.index.usable(&s.id, now))
+        {
+            let all_expired = claims.shares.iter().all(|s| s.exp <= now);
+            guest.share = claims
+                .shares
+                .iter()
+                .find(|s| s.exp > now)
+                .or(claims.shares.first())
+                .cloned();
+            let reason = if all_expired {
+                "share_expired"
+            } else {
+                "share_inactive"
+            };
+            return deny(reason, guest);
         }
 
         // One generation of policies for the whole decision, even if a reload lands now.
@@ -291,6 +380,7 @@ impl Gate {
                                 target: uri,
                                 set_headers,
                                 remove_headers: profile.remove_headers.clone(),
+                                body,
                             }));
                         }
                     }
@@ -305,5 +395,12 @@ impl Gate {
         let reason = closest.map_or("no_rule", |(m, _)| m.label());
         guest.share = closest.map(|(_, s)| s.clone());
         deny(reason, guest)
+    }
+
+    /// Whether a `Host` (or `:authority`) is one guests may use; compared without case.
+    fn is_public_host(&self, host: &[u8]) -> bool {
+        self.public_hosts
+            .iter()
+            .any(|h| h.as_bytes().eq_ignore_ascii_case(host))
     }
 }

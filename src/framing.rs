@@ -1,28 +1,84 @@
-//! Message framing checks on the raw request head, as the client sent it. pingora
-//! silently drops `Content-Length` when `Transfer-Encoding` is also present and strips
-//! fragments from the target, so the parsed header cannot show those shapes: this
-//! module reads the bytes on the wire instead and refuses smuggling shapes outright.
+//! Message framing, read from the request head exactly as the client sent it: which
+//! body the request announces (none, a length, or chunked) and whether that has one
+//! reading only. pingora silently drops `Content-Length` when `Transfer-Encoding` is also
+//! present, reconciles `Content-Length: 97, 97` to 97 and forwards the list as sent, and
+//! strips fragments from the target, so the parsed header cannot show these shapes:
+//! this module reads the bytes on the wire.
+//!
+//! Only the framings RFC 9112 §6 defines pass, in their one strict spelling: a single
+//! `Content-Length` of digits, or a single `Transfer-Encoding: chunked`. Whatever passes
+//! is described by a [`Body`], from which guestgate writes the framing headers it sends
+//! upstream itself; the client's spelling is never forwarded.
 
-/// Why a request head is refused (400, connection closed).
+/// The body a request announces, as guestgate will forward it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// No body (no framing header, or `Content-Length: 0`).
+    None,
+    /// Exactly this many bytes (`Content-Length`, or an HTTP/2 `content-length`).
+    Length(u64),
+    /// Chunked (HTTP/1.1), or HTTP/2 DATA frames without a `content-length`.
+    Chunked,
+}
+
+impl Body {
+    /// Whether any body bytes follow the head.
+    pub fn is_some(self) -> bool {
+        !matches!(self, Self::None | Self::Length(0))
+    }
+}
+
+/// Methods that carry no content by definition (RFC 9110 §9.3): a body on one of them
+/// is not read by many apps and becomes the next request on the connection (§9.3.1
+/// names the smuggling risk).
+pub const BODILESS_METHODS: &[&str] = &["GET", "HEAD", "DELETE", "OPTIONS", "TRACE"];
+
+/// Whether `method` carries no body by definition.
+pub fn is_bodiless(method: &str) -> bool {
+    BODILESS_METHODS.contains(&method)
+}
+
+/// Why a request head is refused (the connection is closed after the answer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FramingError {
     /// Both `Content-Length` and `Transfer-Encoding`.
     #[error("both Content-Length and Transfer-Encoding")]
     ContentLengthAndTransferEncoding,
-    /// More than one `Content-Length` (even equal ones).
+    /// More than one `Content-Length` field line (even equal ones).
     #[error("more than one Content-Length")]
     DuplicateContentLength,
-    /// More than one `Transfer-Encoding` header line.
+    /// A `Content-Length` that is not one run of digits: a list, a sign, inner space, empty.
+    #[error("Content-Length is not a single number")]
+    ContentLengthInvalid,
+    /// A `Content-Length` above the configured maximum.
+    #[error("Content-Length is too large")]
+    ContentLengthTooLarge,
+    /// More than one `Transfer-Encoding` field line.
     #[error("more than one Transfer-Encoding")]
     DuplicateTransferEncoding,
+    /// `Transfer-Encoding` that names a coding guestgate does not forward (501).
+    #[error("Transfer-Encoding other than chunked")]
+    TransferEncodingUnsupported,
+    /// `Transfer-Encoding` that is not exactly `chunked` once (`Chunked`, `chunked, chunked`, empty).
+    #[error("Transfer-Encoding is not exactly `chunked`")]
+    TransferEncodingInvalid,
+    /// A header line continued on the next line (obs-fold, RFC 9112 §5.2).
+    #[error("folded header line")]
+    ObsFold,
     /// Zero or several `Host` headers.
     #[error("missing or repeated Host")]
     HostCount,
+    /// A `Host` that is not `host[:port]`.
+    #[error("malformed Host")]
+    HostInvalid,
     /// A header spelled with `_` that some backends read as a framing or routing header
     /// (`Content_Length`, `Transfer_Encoding`, `Host`).
     #[error("framing header spelled with '_'")]
     ConfusableHeaderName,
-    /// The head cannot be read (no request line).
+    /// A body on a method that carries none (GET, HEAD, DELETE, OPTIONS, TRACE).
+    #[error("a body on a method that carries none")]
+    BodyOnBodilessMethod,
+    /// The head cannot be read (no request line, a line without a colon).
     #[error("malformed request head")]
     Malformed,
 }
@@ -33,84 +89,208 @@ impl FramingError {
         match self {
             Self::ContentLengthAndTransferEncoding => "framing_cl_and_te",
             Self::DuplicateContentLength => "framing_duplicate_content_length",
+            Self::ContentLengthInvalid => "framing_content_length_invalid",
+            Self::ContentLengthTooLarge => "framing_content_length_too_large",
             Self::DuplicateTransferEncoding => "framing_duplicate_transfer_encoding",
+            Self::TransferEncodingUnsupported => "framing_transfer_encoding_unsupported",
+            Self::TransferEncodingInvalid => "framing_transfer_encoding_invalid",
+            Self::ObsFold => "framing_obs_fold",
             Self::HostCount => "framing_host_count",
+            Self::HostInvalid => "framing_host_invalid",
             Self::ConfusableHeaderName => "framing_confusable_header",
+            Self::BodyOnBodilessMethod => "framing_body_on_bodiless_method",
             Self::Malformed => "framing_malformed",
+        }
+    }
+
+    /// The status the RFCs give: 413 for a length over the limit, 501 for a transfer
+    /// coding the server does not implement (RFC 9112 §6.1), 400 otherwise.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::ContentLengthTooLarge => 413,
+            Self::TransferEncodingUnsupported => 501,
+            _ => 400,
         }
     }
 }
 
-/// What the raw head says, once framing is known to be unambiguous.
+/// What the raw head says, once its framing is known to be unambiguous.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RawHead<'a> {
+    /// The method as sent.
+    pub method: &'a [u8],
     /// The request-target bytes exactly as sent (fragment included).
     pub target: &'a [u8],
-    /// Whether the request announces a body.
-    pub has_body: bool,
+    /// The one `Host` value (trimmed), absent only on HTTP/2 (`:authority` stands in).
+    pub host: Option<&'a [u8]>,
+    /// The body the head announces. On HTTP/2 the frames decide instead (see the caller).
+    pub body: Body,
 }
 
-/// Checks the raw head (request line + header lines) of one request.
-pub fn inspect(raw: &[u8]) -> Result<RawHead<'_>, FramingError> {
-    inspect_version(raw, false)
-}
-
-/// Like [`inspect`]; for HTTP/2 the head is pingora's rendering of the parsed request,
-/// where `:authority` may stand in for `Host` (a second `Host` is still refused).
-pub fn inspect_version(raw: &[u8], http2: bool) -> Result<RawHead<'_>, FramingError> {
-    let mut lines = raw
+/// Checks the raw head (request line + header lines) of one request. `http2`: the head
+/// is pingora's rendering of an HTTP/2 request, where `:authority` stands in for `Host`.
+pub fn inspect(
+    raw: &[u8],
+    http2: bool,
+    max_content_length: u64,
+) -> Result<RawHead<'_>, FramingError> {
+    let head_end = find_head_end(raw);
+    let mut lines = raw[..head_end]
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let request_line = lines.next().ok_or(FramingError::Malformed)?;
     let mut parts = request_line.split(|&b| b == b' ');
-    let (Some(_method), Some(target), Some(_version), None) =
+    let (Some(method), Some(target), Some(_version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(FramingError::Malformed);
     };
-    let (mut cl, mut te, mut host) = (0usize, 0usize, 0usize);
-    let mut body_length_nonzero = false;
+    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+        return Err(FramingError::Malformed);
+    }
+    let mut content_length: Option<&[u8]> = None;
+    let mut transfer_encoding: Option<&[u8]> = None;
+    let mut host: Option<&[u8]> = None;
+    let (mut cl_lines, mut te_lines, mut host_lines) = (0usize, 0usize, 0usize);
     for line in lines {
         if line.is_empty() {
             break;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            return Err(FramingError::ObsFold);
         }
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             return Err(FramingError::Malformed);
         };
         let name = &line[..colon];
-        let value = trim(&line[colon + 1..]);
-        for (want, counter) in [
-            ("content-length", &mut cl),
-            ("transfer-encoding", &mut te),
-            ("host", &mut host),
-        ] {
-            if same_header(name, want) {
-                if name.contains(&b'_') {
-                    return Err(FramingError::ConfusableHeaderName);
-                }
-                *counter += 1;
-                if want == "content-length" && value != b"0" {
-                    body_length_nonzero = true;
-                }
-            }
+        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+            return Err(FramingError::Malformed);
         }
+        let value = trim_ows(&line[colon + 1..]);
+        let slot = if same_header(name, "content-length") {
+            cl_lines += 1;
+            &mut content_length
+        } else if same_header(name, "transfer-encoding") {
+            te_lines += 1;
+            &mut transfer_encoding
+        } else if same_header(name, "host") {
+            host_lines += 1;
+            &mut host
+        } else {
+            continue;
+        };
+        if name.contains(&b'_') {
+            return Err(FramingError::ConfusableHeaderName);
+        }
+        *slot = Some(value);
     }
-    if cl > 0 && te > 0 {
+    if cl_lines > 0 && te_lines > 0 {
         return Err(FramingError::ContentLengthAndTransferEncoding);
     }
-    if cl > 1 {
+    if cl_lines > 1 {
         return Err(FramingError::DuplicateContentLength);
     }
-    if te > 1 {
+    if te_lines > 1 {
         return Err(FramingError::DuplicateTransferEncoding);
     }
-    if host > 1 || (host == 0 && !http2) {
+    if host_lines > 1 || (host_lines == 0 && !http2) {
         return Err(FramingError::HostCount);
     }
+    if let Some(h) = host {
+        if !valid_host(h) {
+            return Err(FramingError::HostInvalid);
+        }
+    }
+    let body = match (content_length, transfer_encoding) {
+        (Some(v), _) => match parse_length(v)? {
+            n if n > max_content_length => return Err(FramingError::ContentLengthTooLarge),
+            0 => Body::None,
+            n => Body::Length(n),
+        },
+        (None, Some(v)) => {
+            check_transfer_encoding(v)?;
+            Body::Chunked
+        }
+        (None, None) => Body::None,
+    };
     Ok(RawHead {
+        method,
         target,
-        has_body: te > 0 || body_length_nonzero,
+        host,
+        body,
     })
+}
+
+/// The bytes up to the end of the header section (the whole input when it has no end).
+fn find_head_end(raw: &[u8]) -> usize {
+    raw.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |i| i + 2)
+}
+
+/// `Content-Length = 1*DIGIT`: no list, no sign, no inner space, at most 19 digits.
+fn parse_length(v: &[u8]) -> Result<u64, FramingError> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(FramingError::ContentLengthInvalid);
+    }
+    Ok(v.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
+}
+
+/// Exactly `chunked`, once. Any other coding name, alone or listed, is a coding guestgate
+/// does not forward (501); a case variant, a repeat or an empty value is malformed (400).
+fn check_transfer_encoding(v: &[u8]) -> Result<(), FramingError> {
+    if v == b"chunked" {
+        return Ok(());
+    }
+    let codings: Vec<&[u8]> = v.split(|&b| b == b',').map(trim_ows).collect();
+    if codings
+        .iter()
+        .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"chunked"))
+    {
+        return Err(FramingError::TransferEncodingUnsupported);
+    }
+    Err(FramingError::TransferEncodingInvalid)
+}
+
+/// `host[:port]` with a registered name, IPv4 address or bracketed IPv6 literal; no
+/// userinfo, path, list or percent-encoding.
+fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = if v.first() == Some(&b'[') {
+        let Some(close) = v.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let inner = &v[1..close];
+        if inner.is_empty()
+            || !inner
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        match &v[close + 1..] {
+            [] => (&v[..=close], None),
+            [b':', port @ ..] => (&v[..=close], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match v.iter().position(|&b| b == b':') {
+            Some(i) => (&v[..i], Some(&v[i + 1..])),
+            None => (v, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && (host.first() == Some(&b'[')
+            || host
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
+    host_ok && port_ok
+}
+
+/// RFC 9110 `tchar`: the bytes of a method or a field name.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Whether a header name, as sent, is `canonical` (lower-case, `-`-separated) when read
@@ -124,15 +304,11 @@ pub fn same_header(name: &[u8], canonical: &str) -> bool {
             .all(|(&a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
 }
 
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
+/// Strips optional whitespace (SP, HTAB) at both ends, as field values allow (RFC 9110 §5.5).
+fn trim_ows(v: &[u8]) -> &[u8] {
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = v.iter().position(|b| !ows(b)).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !ows(b)).map_or(start, |e| e + 1);
     &v[start..end]
 }
 
@@ -140,88 +316,205 @@ fn trim(v: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
+    const MAX: u64 = 1 << 30;
+
     fn head(lines: &[&str]) -> Vec<u8> {
         let mut s = lines.join("\r\n");
         s.push_str("\r\n\r\n");
         s.into_bytes()
     }
 
+    fn body_of(lines: &[&str]) -> Result<Body, FramingError> {
+        inspect(&head(lines), false, MAX).map(|h| h.body)
+    }
+
     #[test]
-    fn ordinary_heads_pass_with_their_raw_target() {
+    fn ordinary_heads_pass_with_their_raw_target_and_body() {
         let h = head(&["GET /a#frag HTTP/1.1", "Host: x", "Accept: */*"]);
-        let r = inspect(&h).unwrap();
+        let r = inspect(&h, false, MAX).unwrap();
         assert_eq!(r.target, b"/a#frag");
-        assert!(!r.has_body);
-        let h = head(&["POST /a HTTP/1.1", "host: x", "Content-Length: 5"]);
-        assert!(inspect(&h).unwrap().has_body);
-        let h = head(&["POST /a HTTP/1.1", "Host: x", "Transfer-Encoding: chunked"]);
-        assert!(inspect(&h).unwrap().has_body);
+        assert_eq!(r.method, b"GET");
+        assert_eq!(r.host, Some(&b"x"[..]));
+        assert_eq!(r.body, Body::None);
+        let ok: &[(&[&str], Body)] = &[
+            (
+                &["POST /a HTTP/1.1", "host: x", "Content-Length: 5"],
+                Body::Length(5),
+            ),
+            (
+                &["POST /a HTTP/1.1", "host: x", "Content-Length:5"],
+                Body::Length(5),
+            ),
+            (
+                &["POST /a HTTP/1.1", "host: x", "Content-Length: \t5 "],
+                Body::Length(5),
+            ),
+            (
+                &["POST /a HTTP/1.1", "host: x", "Content-Length: 007"],
+                Body::Length(7),
+            ),
+            (
+                &["POST /a HTTP/1.1", "host: x", "Content-Length: 0"],
+                Body::None,
+            ),
+            (
+                &["GET /a HTTP/1.1", "host: x", "Content-Length: 0"],
+                Body::None,
+            ),
+            (
+                &["POST /a HTTP/1.1", "Host: x", "Transfer-Encoding: chunked"],
+                Body::Chunked,
+            ),
+            (
+                &[
+                    "POST /a HTTP/1.1",
+                    "Host: x",
+                    "transfer-encoding:  chunked ",
+                ],
+                Body::Chunked,
+            ),
+            (&["POST /a HTTP/1.1", "Host: x"], Body::None),
+        ];
+        for (lines, want) in ok {
+            assert_eq!(body_of(lines), Ok(*want), "{lines:?}");
+        }
     }
 
     #[test]
     fn smuggling_shapes_are_refused() {
         use FramingError::*;
-        let table: &[(&[&str], FramingError)] = &[
+        let post = |extra: &'static [&'static str]| -> Vec<&'static str> {
+            let mut v = vec!["POST / HTTP/1.1", "Host: x"];
+            v.extend_from_slice(extra);
+            v
+        };
+        let table: &[(Vec<&str>, FramingError)] = &[
             (
-                &[
-                    "POST / HTTP/1.1",
-                    "Host: x",
-                    "Content-Length: 4",
-                    "Transfer-Encoding: chunked",
-                ],
+                post(&["Content-Length: 4", "Transfer-Encoding: chunked"]),
                 ContentLengthAndTransferEncoding,
             ),
             (
-                &[
-                    "POST / HTTP/1.1",
-                    "Host: x",
-                    "transfer-encoding: chunked",
-                    "content-length: 4",
-                ],
+                post(&["transfer-encoding: chunked", "content-length: 4"]),
                 ContentLengthAndTransferEncoding,
             ),
             (
-                &[
-                    "POST / HTTP/1.1",
-                    "Host: x",
-                    "Content-Length: 4",
-                    "Content-Length: 5",
-                ],
+                post(&["Content-Length: 4", "Content-Length: 5"]),
                 DuplicateContentLength,
             ),
             (
-                &[
-                    "POST / HTTP/1.1",
-                    "Host: x",
-                    "Content-Length: 4",
-                    "Content-Length: 4",
-                ],
+                post(&["Content-Length: 4", "Content-Length: 4"]),
                 DuplicateContentLength,
             ),
+            (post(&["Content-Length: 97, 97"]), ContentLengthInvalid),
+            (post(&["Content-Length: 97,97"]), ContentLengthInvalid),
+            (post(&["Content-Length: +5"]), ContentLengthInvalid),
+            (post(&["Content-Length: -5"]), ContentLengthInvalid),
+            (post(&["Content-Length: 5 5"]), ContentLengthInvalid),
+            (post(&["Content-Length: 0x5"]), ContentLengthInvalid),
+            (post(&["Content-Length: 5e2"]), ContentLengthInvalid),
+            (post(&["Content-Length: "]), ContentLengthInvalid),
             (
-                &[
-                    "POST / HTTP/1.1",
-                    "Host: x",
-                    "Transfer-Encoding: chunked",
-                    "Transfer-Encoding: chunked",
-                ],
+                post(&["Content-Length: 99999999999999999999"]),
+                ContentLengthInvalid,
+            ),
+            (post(&["Content-Length: 1073741825"]), ContentLengthTooLarge),
+            (post(&["Content-Length: \u{b3}"]), ContentLengthInvalid),
+            (
+                post(&["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"]),
                 DuplicateTransferEncoding,
             ),
-            (&["GET / HTTP/1.1", "Host: x", "Host: y"], HostCount),
-            (&["GET / HTTP/1.1"], HostCount),
             (
-                &["POST / HTTP/1.1", "Host: x", "Content_Length: 4"],
-                ConfusableHeaderName,
+                post(&["Transfer-Encoding: gzip, chunked"]),
+                TransferEncodingUnsupported,
             ),
             (
-                &["POST / HTTP/1.1", "Host: x", "Transfer_Encoding: chunked"],
-                ConfusableHeaderName,
+                post(&["Transfer-Encoding: chunked, identity"]),
+                TransferEncodingUnsupported,
             ),
-            (&["GET / HTTP/1.1", "Host: x", "host: y"], HostCount),
-            (&["GET /  HTTP/1.1", "Host: x"], Malformed),
+            (
+                post(&["Transfer-Encoding: identity"]),
+                TransferEncodingUnsupported,
+            ),
+            (
+                post(&["Transfer-Encoding: xchunked"]),
+                TransferEncodingUnsupported,
+            ),
+            (
+                post(&["Transfer-Encoding: chunked;q=1"]),
+                TransferEncodingUnsupported,
+            ),
+            (
+                post(&["Transfer-Encoding: Chunked"]),
+                TransferEncodingInvalid,
+            ),
+            (
+                post(&["Transfer-Encoding: CHUNKED"]),
+                TransferEncodingInvalid,
+            ),
+            (
+                post(&["Transfer-Encoding: chunked, chunked"]),
+                TransferEncodingInvalid,
+            ),
+            (
+                post(&["Transfer-Encoding: chunked,"]),
+                TransferEncodingInvalid,
+            ),
+            (post(&["Transfer-Encoding: "]), TransferEncodingInvalid),
+            (post(&["Transfer-Encoding: chunked", " identity"]), ObsFold),
+            (post(&["Content-Length: 4", "\tX: y"]), ObsFold),
+            (vec!["GET / HTTP/1.1", "Host: x", "Host: y"], HostCount),
+            (vec!["GET / HTTP/1.1", "Host: x", "host: y"], HostCount),
+            (vec!["GET / HTTP/1.1"], HostCount),
+            (vec!["GET / HTTP/1.1", "Host: a@b"], HostInvalid),
+            (vec!["GET / HTTP/1.1", "Host: a, b"], HostInvalid),
+            (vec!["GET / HTTP/1.1", "Host: a b"], HostInvalid),
+            (vec!["GET / HTTP/1.1", "Host: a/b"], HostInvalid),
+            (vec!["GET / HTTP/1.1", "Host: a:b"], HostInvalid),
+            (vec!["GET / HTTP/1.1", "Host: a:"], HostInvalid),
+            (vec!["GET / HTTP/1.1", "Host: "], HostInvalid),
+            (vec!["GET / HTTP/1.1", "Host: [::1"], HostInvalid),
+            (vec!["GET / HTTP/1.1", "Host: a%2eb"], HostInvalid),
+            (post(&["Content_Length: 4"]), ConfusableHeaderName),
+            (post(&["Transfer_Encoding: chunked"]), ConfusableHeaderName),
+            (post(&["Content-Length : 4"]), Malformed),
+            (post(&["no colon here"]), Malformed),
+            (vec!["GET /  HTTP/1.1", "Host: x"], Malformed),
+            (vec!["G(T / HTTP/1.1", "Host: x"], Malformed),
         ];
         for (lines, want) in table {
-            assert_eq!(inspect(&head(lines)), Err(*want), "{lines:?}");
+            assert_eq!(inspect(&head(lines), false, MAX), Err(*want), "{lines:?}");
         }
+    }
+
+    #[test]
+    fn hosts_and_http2_heads() {
+        for ok in [
+            "x",
+            "cases.example.com",
+            "127.0.0.1:8080",
+            "[::1]:8443",
+            "[::1]",
+            "a-b_c~d",
+        ] {
+            assert!(valid_host(ok.as_bytes()), "{ok}");
+        }
+        // HTTP/2: no Host line needed (`:authority`), but a second one is still refused.
+        let h = head(&["GET / HTTP/2", "accept: */*"]);
+        assert_eq!(inspect(&h, true, MAX).unwrap().host, None);
+        let h = head(&["GET / HTTP/2", "host: a", "host: b"]);
+        assert_eq!(inspect(&h, true, MAX), Err(FramingError::HostCount));
+    }
+
+    #[test]
+    fn only_the_head_is_read_and_statuses_follow_the_rfcs() {
+        // Body bytes after the blank line are not header lines.
+        let mut raw = head(&["POST / HTTP/1.1", "Host: x", "Content-Length: 20"]);
+        raw.extend_from_slice(b"Content-Length: 9\r\n\r\n");
+        assert_eq!(inspect(&raw, false, MAX).unwrap().body, Body::Length(20));
+        assert_eq!(FramingError::ContentLengthTooLarge.status(), 413);
+        assert_eq!(FramingError::TransferEncodingUnsupported.status(), 501);
+        assert_eq!(FramingError::ContentLengthInvalid.status(), 400);
+        assert!(is_bodiless("GET") && is_bodiless("TRACE") && !is_bodiless("POST"));
+        assert!(Body::Chunked.is_some() && Body::Length(1).is_some() && !Body::None.is_some());
     }
 }

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod audit;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
 pub mod decision;
 pub mod framing;

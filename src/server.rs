@@ -121,7 +121,7 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
         policies,
         config.policies_dir.clone(),
         config.strip_headers.clone(),
-        config.session.wire_cookie_name(),
+        config.session.cookie_name.clone(),
     ));
     let (store, index) = open_store(&config.store)?;
     let mailer = LettreMailer::new(&config.mail_from, &config.mail).context("mail settings")?;
@@ -144,7 +144,11 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
     let gate = Arc::new(Gate {
         mode: config.mode,
         max_target_length: config.max_target_length,
-        cookie_name: config.session.wire_cookie_name(),
+        max_content_length: config.max_content_length,
+        forward_bodiless_bodies: config.forward_bodiless_method_bodies,
+        public_hosts: config.guest.public_hosts.clone(),
+        cookie_name: config.session.cookie_name.clone(),
+        wire_cookie_name: config.session.wire_cookie_name(),
         keys,
         policies: Arc::clone(&policies),
         index,
@@ -189,7 +193,8 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
         audit_pass_through: config.audit.include_pass_through,
         shares,
         session_cfg: config.session.clone(),
-    });
+        trusted_proxies: config.trusted_proxies.clone(),
+    })?;
     let mut proxy_service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
     let mut on_hup: Vec<Box<dyn Fn() + Send + Sync>> = Vec::new();
     let live = Arc::clone(&policies);

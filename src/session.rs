@@ -318,23 +318,55 @@ pub enum CookieLookup<'a> {
     Absent,
     /// Exactly one value.
     One(&'a str),
-    /// More than one: cookie tossing or confusion; treated as no session.
+    /// More than one: cookie tossing or confusion; a guest request that has no session.
     Ambiguous,
+    /// Exactly one, under another spelling than the one guestgate sets (`GuestGate_Session`,
+    /// no `__Host-` prefix over TLS): not a session (a sibling site could have set it), but
+    /// still a guest request.
+    Misnamed,
 }
 
-/// Finds `name` across all `Cookie` header values.
-pub fn find_cookie<'a>(values: impl Iterator<Item = &'a [u8]>, name: &str) -> CookieLookup<'a> {
+/// Whether a cookie name, as sent, is guestgate's cookie `base` in any spelling a client
+/// or an attacker might use: any case, with or without the `__Host-` / `__Secure-`
+/// prefix, with surrounding whitespace. Such a cookie marks a guest request, and is
+/// never passed on to the app.
+pub fn is_session_cookie(name: &str, base: &str) -> bool {
+    let name = name.trim_matches([' ', '\t']);
+    let unprefixed = ["__host-", "__secure-"]
+        .iter()
+        .find_map(|p| {
+            name.get(..p.len())
+                .filter(|head| head.eq_ignore_ascii_case(p))
+                .map(|_| &name[p.len()..])
+        })
+        .unwrap_or(name);
+    unprefixed.eq_ignore_ascii_case(base)
+}
+
+/// Finds guestgate's cookie (`base`, in any spelling, see [`is_session_cookie`]) across
+/// all `Cookie` header values; only the exact name guestgate sets (`wire`) holds a session.
+pub fn find_cookie<'a>(
+    values: impl Iterator<Item = &'a [u8]>,
+    base: &str,
+    wire: &str,
+) -> CookieLookup<'a> {
     let mut found = CookieLookup::Absent;
     for v in values {
         let Ok(v) = std::str::from_utf8(v) else {
+            // Not UTF-8: cannot be read, so it cannot be shown to hold no session cookie.
+            if contains_ignore_case(v, base.as_bytes()) {
+                return CookieLookup::Ambiguous;
+            }
             continue;
         };
         for pair in v.split(';') {
-            let pair = pair.trim_start_matches(' ');
             if let Some((k, val)) = pair.split_once('=') {
-                if k == name {
+                if is_session_cookie(k, base) {
                     found = match found {
-                        CookieLookup::Absent => CookieLookup::One(val.trim_end()),
+                        CookieLookup::Absent if k.trim_start_matches(' ') == wire => {
+                            CookieLookup::One(val.trim_matches([' ', '\t']))
+                        }
+                        CookieLookup::Absent => CookieLookup::Misnamed,
                         _ => return CookieLookup::Ambiguous,
                     };
                 }
@@ -344,13 +376,23 @@ pub fn find_cookie<'a>(values: impl Iterator<Item = &'a [u8]>, name: &str) -> Co
     found
 }
 
-/// A `Cookie` header value without `name`; `None` when nothing is left.
-pub fn strip_cookie(value: &[u8], name: &str) -> Option<String> {
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// A `Cookie` header value without guestgate's cookie (any spelling); `None` when
+/// nothing is left.
+pub fn strip_cookie(value: &[u8], base: &str) -> Option<String> {
     let text = String::from_utf8_lossy(value);
     let kept: Vec<&str> = text
         .split(';')
         .map(|p| p.trim())
-        .filter(|p| !p.is_empty() && p.split_once('=').map_or(*p, |(k, _)| k) != name)
+        .filter(|p| {
+            !p.is_empty() && !is_session_cookie(p.split_once('=').map_or(*p, |(k, _)| k), base)
+        })
         .collect();
     if kept.is_empty() {
         None
@@ -454,21 +496,72 @@ mod tests {
     fn cookies_are_found_once_and_stripped() {
         let h = [b"a=1; gg=tok; b=2".as_slice()];
         assert_eq!(
-            find_cookie(h.iter().copied(), "gg"),
+            find_cookie(h.iter().copied(), "gg", "gg"),
             CookieLookup::One("tok")
         );
         let h = [b"gg=1".as_slice(), b"gg=2".as_slice()];
         assert_eq!(
-            find_cookie(h.iter().copied(), "gg"),
+            find_cookie(h.iter().copied(), "gg", "gg"),
             CookieLookup::Ambiguous
         );
         let h = [b"xgg=1; gg2=2".as_slice()];
-        assert_eq!(find_cookie(h.iter().copied(), "gg"), CookieLookup::Absent);
+        assert_eq!(
+            find_cookie(h.iter().copied(), "gg", "gg"),
+            CookieLookup::Absent
+        );
         assert_eq!(
             strip_cookie(b"a=1; gg=tok; b=2", "gg").as_deref(),
             Some("a=1; b=2")
         );
         assert_eq!(strip_cookie(b"gg=tok", "gg"), None);
+    }
+
+    #[test]
+    fn every_spelling_of_the_cookie_name_is_guestgates() {
+        fn find<'a>(h: &[&'a [u8]], wire: &str) -> CookieLookup<'a> {
+            find_cookie(h.iter().copied(), "gg", wire)
+        }
+        // Only the exact name guestgate sets holds a session ...
+        assert_eq!(find(&[b"__Host-gg=t"], "__Host-gg"), CookieLookup::One("t"));
+        assert_eq!(find(&[b" gg=t "], "gg"), CookieLookup::One("t"));
+        // ... every other spelling still marks the request as a guest's.
+        for spelled in [
+            "GG=t",
+            "Gg=t",
+            "__Host-gg=t",
+            "__host-GG=t",
+            "__Secure-gg=t",
+            "__SECURE-gg=t",
+            " gg =t",
+            "\tgg=t",
+        ] {
+            assert_eq!(
+                find(&[spelled.as_bytes()], "gg"),
+                CookieLookup::Misnamed,
+                "{spelled:?}"
+            );
+            assert_eq!(
+                strip_cookie(format!("a=1; {spelled}").as_bytes(), "gg").as_deref(),
+                Some("a=1"),
+                "{spelled:?}"
+            );
+        }
+        assert_eq!(find(&[b"gg=t"], "__Host-gg"), CookieLookup::Misnamed);
+        // Two spellings at once are two cookies: ambiguous, never "no cookie".
+        assert_eq!(
+            find(&[b"__Host-gg=a; gg=b"], "__Host-gg"),
+            CookieLookup::Ambiguous
+        );
+        assert_eq!(find(&[b"a=1", b"GG=b"], "gg"), CookieLookup::Misnamed);
+        // A value that is not UTF-8 and names the cookie cannot be shown to lack it.
+        assert_eq!(find(&[b"gg=\xff"], "gg"), CookieLookup::Ambiguous);
+        for other in ["__Host-gg2=t", "xgg=t", "__Hostgg=t", "g g=t"] {
+            assert_eq!(
+                find(&[other.as_bytes()], "gg"),
+                CookieLookup::Absent,
+                "{other:?}"
+            );
+        }
     }
 
     #[test]

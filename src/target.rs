@@ -38,6 +38,15 @@ pub enum TargetError {
     /// A `.` or `..` segment, in any spelling.
     #[error("request path has a dot segment")]
     DotSegment,
+    /// A segment some backends read as `..`: only dots (`...`), or ending in a dot or a
+    /// space (`..%20`, `x.`), which Windows-family servers strip.
+    #[error("request path has a segment read as a dot segment by some servers")]
+    DotLikeSegment,
+    /// A non-ASCII character whose compatibility form (NFKC) is `.`, `/`, `\` or a space
+    /// (fullwidth `．`, one-dot leader `․`, `…`, `／`, `＼`), or a common look-alike of
+    /// `/` or `\` (division slash `∕`, set minus `∖`).
+    #[error("request path has a look-alike of a path delimiter")]
+    LookalikeDelimiter,
     /// An empty segment from a `//` run.
     #[error("request path has an empty segment")]
     EmptySegment,
@@ -61,6 +70,8 @@ impl TargetError {
             Self::BadUtf8 => "target_bad_utf8",
             Self::EncodedDelimiter => "target_encoded_delimiter",
             Self::DotSegment => "target_dot_segment",
+            Self::DotLikeSegment => "target_dot_like_segment",
+            Self::LookalikeDelimiter => "target_lookalike_delimiter",
             Self::EmptySegment => "target_empty_segment",
             Self::Semicolon => "target_semicolon",
             Self::BadQuery => "target_bad_query",
@@ -188,9 +199,35 @@ fn parse_path(raw: &[u8]) -> Result<String, TargetError> {
         if text == "." || text == ".." {
             return Err(TargetError::DotSegment);
         }
+        if text.bytes().all(|b| b == b'.') || text.ends_with(['.', ' ']) {
+            return Err(TargetError::DotLikeSegment);
+        }
+        if text.chars().any(is_lookalike_delimiter) {
+            return Err(TargetError::LookalikeDelimiter);
+        }
         path.push_str(text);
     }
     Ok(path)
+}
+
+/// Non-ASCII characters a normalising backend (NFKC, IDNA-style mapping, a filesystem on
+/// Windows) may turn into `.`, `/`, `\` or a space, which path segments must not hide.
+fn is_lookalike_delimiter(c: char) -> bool {
+    use unicode_normalization::UnicodeNormalization;
+    // Look-alikes NFKC leaves alone but confusable tables (and some servers) map.
+    const CONFUSABLE: &[char] = &[
+        '\u{2215}', // DIVISION SLASH
+        '\u{2044}', // FRACTION SLASH
+        '\u{29F8}', // BIG SOLIDUS
+        '\u{2216}', // SET MINUS
+        '\u{29F9}', // BIG REVERSE SOLIDUS
+        '\u{3002}', // IDEOGRAPHIC FULL STOP (IDNA maps it to `.`)
+    ];
+    !c.is_ascii()
+        && (CONFUSABLE.contains(&c)
+            || std::iter::once(c)
+                .nfkc()
+                .any(|n| matches!(n, '.' | '/' | '\\' | ' ' | '\u{3002}')))
 }
 
 fn parse_query(raw: &[u8]) -> Result<Vec<(String, String)>, TargetError> {
@@ -406,6 +443,31 @@ mod tests {
             // 12. malformed query keys
             (b"/api/cases?=1", BadQuery),
             (b"/api/cases?&=", BadQuery),
+            // 13. segments some servers read as `..`: only dots, a trailing dot or space
+            (b"/api/cases/.../2", DotLikeSegment),
+            (b"/api/cases/..../2", DotLikeSegment),
+            (b"/api/cases/%2e%2e%2e/2", DotLikeSegment),
+            (b"/api/cases/..%20/2", DotLikeSegment),
+            (b"/api/cases/.%20/2", DotLikeSegment),
+            (b"/api/cases/1./2", DotLikeSegment),
+            (b"/api/cases/1%20", DotLikeSegment),
+            (b"/api/cases/..%2e%20", DotLikeSegment),
+            // 14. non-ASCII look-alikes of `.`, `/` and `\` (NFKC and confusables)
+            (b"/api/cases/%ef%bc%8e%ef%bc%8e/2", LookalikeDelimiter), // fullwidth ．．
+            (b"/api/cases/%e2%80%a4%e2%80%a4/2", LookalikeDelimiter), // one-dot leader ․․
+            (b"/api/cases/%e2%80%a5/2", LookalikeDelimiter),          // two-dot leader ‥
+            (b"/api/cases/%e2%80%a6/2", LookalikeDelimiter),          // ellipsis …
+            (b"/api/cases/%ef%b9%92x/2", LookalikeDelimiter),         // small full stop ﹒
+            (b"/api/cases/1%ef%bc%8f2", LookalikeDelimiter),          // fullwidth solidus ／
+            (b"/api/cases/1%ef%bc%bc2", LookalikeDelimiter), // fullwidth reverse solidus ＼
+            (b"/api/cases/1%ef%b9%a82", LookalikeDelimiter), // small reverse solidus ﹨
+            (b"/api/cases/1%e2%88%952", LookalikeDelimiter), // division slash ∕
+            (b"/api/cases/1%e2%81%842", LookalikeDelimiter), // fraction slash ⁄
+            (b"/api/cases/1%e2%88%962", LookalikeDelimiter), // set minus ∖
+            (b"/api/cases/%e3%80%82%e3%80%82/2", LookalikeDelimiter), // ideographic full stop 。
+            (b"/api/cases/%ef%bd%a1/2", LookalikeDelimiter), // halfwidth ｡
+            (b"/api/cases/1%e3%80%80", LookalikeDelimiter),  // ideographic space
+            (b"/api/cases/1%c2%a0", LookalikeDelimiter),     // no-break space
         ]
     };
 
@@ -446,11 +508,11 @@ mod tests {
             ("/docs/a%2db", "/docs/a-b"),
             // non-ASCII data stays one segment, encoded in upper-case hex
             ("/docs/%c3%a9t%C3%A9", "/docs/%C3%A9t%C3%A9"),
-            ("/docs/%e2%80%a6", "/docs/%E2%80%A6"),
+            ("/docs/%e2%82%ac", "/docs/%E2%82%AC"),
             // raw characters backends decode the same way are forwarded encoded
             ("/docs/a|b", "/docs/a%7Cb"),
-            ("/docs/...", "/docs/..."),
             ("/docs/.hidden", "/docs/.hidden"),
+            ("/docs/a.b.c", "/docs/a.b.c"),
             // query: + is a space, separators in values stay encoded, empties drop
             ("/search?q=a+b&page=2", "/search?q=a%20b&page=2"),
             ("/search?q=a%2Bb", "/search?q=a%2Bb"),
@@ -561,6 +623,7 @@ mod tests {
                     let n = segs.len();
                     for (i, s) in segs.iter().enumerate() {
                         prop_assert!(*s != "." && *s != "..");
+                        prop_assert!(s.is_empty() || !(s.ends_with('.') || s.ends_with(' ')));
                         prop_assert!(!s.is_empty() || i + 1 == n);
                         prop_assert!(!s.contains(['\\', ';', '#', '?', '%', '\0']));
                     }

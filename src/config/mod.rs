@@ -28,6 +28,8 @@ pub enum Mode {
 pub struct UpstreamConfig {
     /// `host:port`.
     pub address: String,
+    /// The `Host` allowed guest requests carry to the app (never the client's).
+    pub host: String,
     /// Connect with TLS.
     pub tls: bool,
     /// SNI when `tls`.
@@ -138,6 +140,9 @@ pub struct GuestConfig {
     pub sends_per_hour: usize,
     /// Code checks per client IP per minute.
     pub verify_per_ip_per_minute: u32,
+    /// `Host` values guests may use, lower-case (`public_url`'s and `public_hosts`, each
+    /// also with the listener's default port spelled out).
+    pub public_hosts: Vec<String>,
     /// `Lax` or `Strict`.
     pub same_site: &'static str,
 }
@@ -161,6 +166,12 @@ pub struct Config {
     pub session: SessionConfig,
     /// Longest request target accepted (bytes).
     pub max_target_length: usize,
+    /// Largest `Content-Length` accepted (bytes).
+    pub max_content_length: u64,
+    /// Forward bodies on bodiless methods for pass-through requests.
+    pub forward_bodiless_method_bodies: bool,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
     /// Extra identity headers guestgate owns (stripped from every incoming request).
     pub strip_headers: Vec<HeaderName>,
     /// Audit stream.
@@ -359,6 +370,46 @@ fn redis_endpoint(
     }
 }
 
+/// The `host[:port]` of an `http(s)://` URL.
+fn authority_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#']).next().unwrap_or("").to_string()
+}
+
+/// `host[:port]`: a host name or address (IPv6 in brackets) and an optional numeric port.
+fn valid_authority(a: &str) -> bool {
+    let (host, port) = match a.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((inner, tail)) => (
+                inner.parse::<std::net::Ipv6Addr>().is_ok(),
+                tail.strip_prefix(':').or(tail.is_empty().then_some("")),
+            ),
+            None => return false,
+        },
+        None => {
+            let (h, p) = a.rsplit_once(':').map_or((a, ""), |(h, p)| (h, p));
+            let ok = !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+            (ok, Some(p))
+        }
+    };
+    host && port.is_some_and(|p| p.is_empty() || p.parse::<u16>().is_ok_and(|n| n > 0))
+}
+
+/// A host as guests may spell it: as configured, and with or without the default port.
+fn push_host_forms(out: &mut Vec<String>, host: &str, default_port: u16) {
+    let suffix = format!(":{default_port}");
+    let bare = host.strip_suffix(&suffix).unwrap_or(host);
+    let has_port = bare.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']'));
+    for form in [bare.to_string(), format!("{bare}{suffix}")] {
+        if (has_port && form != bare) || out.contains(&form) {
+            continue;
+        }
+        out.push(form);
+    }
+}
+
 fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, SourceErrors> {
     // A RefCell so the small validation helpers below can all report errors.
     let errors = std::cell::RefCell::new(Vec::new());
@@ -395,6 +446,19 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
     let threads = raw.listen.threads.unwrap_or(2);
     if threads == 0 || threads > 256 {
         err("listen.threads", "threads must be between 1 and 256".into());
+    }
+    let mut trusted = Vec::new();
+    for (i, c) in raw
+        .listen
+        .trusted_proxies
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        match c.parse::<crate::client_addr::Cidr>() {
+            Ok(c) => trusted.push(c),
+            Err(m) => err(&format!("listen.trusted_proxies[{i}]"), m),
+        }
     }
 
     let upstream_address = raw.upstream.address.unwrap_or_default();
@@ -449,6 +513,13 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
         err(
             "limits.max_target_length",
             "must be between 64 and 65536".into(),
+        );
+    }
+    let max_content_length = raw.limits.max_content_length.unwrap_or(1 << 30);
+    if max_content_length == 0 {
+        err(
+            "limits.max_content_length",
+            "must be at least 1 (bytes)".into(),
         );
     }
 
@@ -578,6 +649,35 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
             format!("`{public_url}` must start with https:// (or http:// for local use)"),
         );
     }
+    let scheme_port = if raw.tls.cert_file.is_some() { 443 } else { 80 };
+    let mut public_hosts = Vec::new();
+    let url_host = authority_of(&public_url);
+    for (i, h) in std::iter::once(url_host.clone())
+        .chain(g.public_hosts.unwrap_or_default())
+        .enumerate()
+    {
+        let h = h.to_ascii_lowercase();
+        if !valid_authority(&h) {
+            let key = if i == 0 {
+                "guest.public_url".to_string()
+            } else {
+                format!("guest.public_hosts[{}]", i - 1)
+            };
+            err(
+                &key,
+                format!("`{h}` is not a host name with an optional port"),
+            );
+            continue;
+        }
+        push_host_forms(&mut public_hosts, &h, scheme_port);
+    }
+    let upstream_host = raw.upstream.host.unwrap_or(url_host);
+    if !valid_authority(&upstream_host) {
+        err(
+            "upstream.host",
+            format!("`{upstream_host}` is not a host name with an optional port"),
+        );
+    }
     let landing = g
         .landing
         .unwrap_or_else(|| "/cases/{case}/versions/{version}".into());
@@ -696,6 +796,7 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
         threads,
         upstream: UpstreamConfig {
             address: upstream_address,
+            host: upstream_host,
             tls: raw.upstream.tls.unwrap_or(false),
             sni: raw.upstream.sni.unwrap_or_default(),
             connect_timeout,
@@ -718,6 +819,9 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
             max_lifetime,
         },
         max_target_length,
+        max_content_length,
+        forward_bodiless_method_bodies: raw.limits.forward_bodiless_method_bodies.unwrap_or(false),
+        trusted_proxies: crate::client_addr::TrustedProxies(trusted),
         strip_headers,
         audit: AuditConfig {
             path: audit_path,
@@ -742,6 +846,7 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
             resend_interval,
             sends_per_hour: g.sends_per_hour.unwrap_or(5),
             verify_per_ip_per_minute: g.verify_per_ip_per_minute.unwrap_or(20),
+            public_hosts,
             same_site,
         },
         mail_from,
@@ -784,6 +889,47 @@ mod tests {
         assert_eq!(c.policies_dir, d.path().join("policies"));
         assert_eq!(c.session.wire_cookie_name(), "__Host-guestgate_session");
         assert_eq!(c.max_target_length, 4096);
+        assert_eq!(c.guest.public_hosts, ["0.0.0.0:8080"]);
+        assert_eq!(c.upstream.host, "0.0.0.0:8080");
+        assert!(!c.forward_bodiless_method_bodies);
+    }
+
+    #[test]
+    fn public_hosts_take_every_spelling_of_the_default_port() {
+        let (_d, p) = write(&format!(
+            "{MIN}[guest]\npublic_url = \"http://Cases.Example.com\"\npublic_hosts = [\"guests.example.com:80\", \"alt.example.com:8443\", \"[::1]\"]\n"
+        ));
+        let c = Config::load_with_env(&p, env(&[])).unwrap();
+        assert_eq!(
+            c.guest.public_hosts,
+            [
+                "cases.example.com",
+                "cases.example.com:80",
+                "guests.example.com",
+                "guests.example.com:80",
+                "alt.example.com:8443",
+                "[::1]",
+                "[::1]:80"
+            ]
+        );
+        assert_eq!(c.upstream.host, "Cases.Example.com");
+        let (_d, p) = write(&format!(
+            "{MIN}host = \"a b\"\n[guest]\npublic_hosts = [\"x/y\"]\n[listen]\ntrusted_proxies = [\"10.0.0.0/40\"]\n"
+        ));
+        let keys: Vec<_> = Config::load_with_env(&p, env(&[]))
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.key.unwrap_or_default())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "listen.trusted_proxies[0]",
+                "guest.public_hosts[0]",
+                "upstream.host"
+            ]
+        );
     }
 
     #[test]

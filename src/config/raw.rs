@@ -50,12 +50,16 @@ pub struct RawTls {
 pub struct RawListen {
     pub address: Option<String>,
     pub threads: Option<usize>,
+    /// Load balancers whose `X-Forwarded-For` is believed (CIDR blocks).
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     pub address: Option<String>,
+    /// `Host` sent to the app on guest requests (default: `guest.public_url`'s).
+    pub host: Option<String>,
     pub tls: Option<bool>,
     pub sni: Option<String>,
     pub connect_timeout: Option<String>,
@@ -84,6 +88,9 @@ pub struct RawSession {
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub max_target_length: Option<usize>,
+    pub max_content_length: Option<u64>,
+    /// Forward bodies on GET, HEAD, DELETE, OPTIONS, TRACE for pass-through requests.
+    pub forward_bodiless_method_bodies: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -144,6 +151,8 @@ pub struct RawStore {
 pub struct RawGuest {
     pub prefix: Option<String>,
     pub public_url: Option<String>,
+    /// More `Host` values guests may use besides `public_url`'s.
+    pub public_hosts: Option<Vec<String>>,
     pub landing: Option<String>,
     pub code_lifetime: Option<String>,
     pub default_share_lifetime: Option<String>,

@@ -268,7 +268,11 @@ impl GuestRoutes<'_> {
             .get_all("cookie")
             .iter()
             .map(|v| v.as_bytes());
-        match session::find_cookie(values, &self.session.wire_cookie_name()) {
+        match session::find_cookie(
+            values,
+            &self.session.cookie_name,
+            &self.session.wire_cookie_name(),
+        ) {
             CookieLookup::One(token) => self.keys.verify(token).ok(),
             _ => None,
         }

@@ -2,10 +2,11 @@
 //! never arrive from outside (any spelling, `_` included), guest requests lose every
 //! header that names a URL, a client or a hop, and then get the profile's headers.
 
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::HeaderName;
 use pingora::http::RequestHeader;
 
-use crate::framing::same_header;
+use crate::framing::{same_header, Body};
 use crate::session;
 
 /// Headers removed from every guest request: URL overrides some frameworks trust,
@@ -98,6 +99,21 @@ impl HeaderRules {
     }
 }
 
+/// Writes the framing headers sent upstream from what guestgate parsed, replacing the
+/// client's spelling: `Content-Length: N` in canonical digits, or
+/// `Transfer-Encoding: chunked`; nothing for a bodiless method without a body, and
+/// `Content-Length: 0` for an empty body on a method that carries one.
+pub fn write_framing(req: &mut RequestHeader, body: Body, bodiless: bool) -> pingora::Result<()> {
+    req.remove_header(&CONTENT_LENGTH);
+    req.remove_header(&TRANSFER_ENCODING);
+    match body {
+        Body::Chunked => req.insert_header(TRANSFER_ENCODING, "chunked"),
+        Body::Length(n) if n > 0 => req.insert_header(CONTENT_LENGTH, n),
+        _ if bodiless => Ok(()),
+        _ => req.insert_header(CONTENT_LENGTH, 0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +145,42 @@ mod tests {
         rules.strip_owned(&mut r);
         assert_eq!(names(&r), ["cookie", "x-guest-emails"]);
         assert_eq!(r.headers.get("cookie").unwrap(), "app=1");
+    }
+
+    #[test]
+    fn framing_headers_are_written_not_copied() {
+        let framed = |method: &str, headers: &[(&str, &str)], body: Body| {
+            let mut r = RequestHeader::build(method, b"/", None).unwrap();
+            for (k, v) in headers {
+                r.append_header(k.to_string(), *v).unwrap();
+            }
+            write_framing(&mut r, body, crate::framing::is_bodiless(method)).unwrap();
+            let mut v: Vec<String> = r
+                .headers
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            framed("POST", &[("Content-Length", "007")], Body::Length(7)),
+            ["content-length: 7"]
+        );
+        assert_eq!(
+            framed("POST", &[("Transfer-Encoding", "chunked")], Body::Chunked),
+            ["transfer-encoding: chunked"]
+        );
+        assert_eq!(framed("POST", &[], Body::None), ["content-length: 0"]);
+        assert_eq!(
+            framed("GET", &[("Content-Length", "0")], Body::None),
+            Vec::<String>::new()
+        );
+        // HTTP/2 DATA without a content-length travels chunked on HTTP/1.1.
+        assert_eq!(
+            framed("PATCH", &[("accept", "*/*")], Body::Chunked),
+            ["accept: */*", "transfer-encoding: chunked"]
+        );
     }
 
     #[test]

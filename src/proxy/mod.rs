@@ -8,7 +8,7 @@ pub mod headers;
 pub mod pages;
 pub mod response;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -20,6 +20,7 @@ use pingora::Result;
 use tracing::Instrument;
 
 use crate::audit::{timestamp, AuditSink, ChallengeEvent, DecisionEvent};
+use crate::client_addr::TrustedProxies;
 use crate::config::{SessionConfig, UpstreamConfig};
 use crate::decision::{Gate, RequestFacts, Verdict};
 use crate::metrics;
@@ -30,6 +31,8 @@ use response::Answer;
 /// Per-request state carried between phases.
 pub struct RequestCtx {
     request_id: String,
+    /// The client (through trusted proxies), for throttles, audit and `X-Forwarded-For`.
+    client: Option<IpAddr>,
     arrived: SystemTime,
     started: Instant,
     verdict: Option<Verdict>,
@@ -46,6 +49,9 @@ pub struct GuestGateProxy {
     audit_pass_through: bool,
     shares: Arc<Shares>,
     session_cfg: SessionConfig,
+    trusted_proxies: TrustedProxies,
+    /// The `Host` guest requests carry upstream.
+    upstream_host: http::HeaderValue,
 }
 
 /// Everything the proxy is built from.
@@ -64,12 +70,16 @@ pub struct ProxyParts {
     pub shares: Arc<Shares>,
     /// Session cookie settings.
     pub session_cfg: SessionConfig,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl GuestGateProxy {
     /// Wires the proxy.
-    pub fn new(p: ProxyParts) -> Self {
-        Self {
+    pub fn new(p: ProxyParts) -> std::result::Result<Self, http::header::InvalidHeaderValue> {
+        Ok(Self {
+            upstream_host: http::HeaderValue::from_str(&p.upstream_cfg.host)?,
+            trusted_proxies: p.trusted_proxies,
             gate: p.gate,
             upstream: p.upstream,
             upstream_cfg: p.upstream_cfg,
@@ -77,7 +87,7 @@ impl GuestGateProxy {
             audit_pass_through: p.audit_pass_through,
             shares: p.shares,
             session_cfg: p.session_cfg,
-        }
+        })
     }
 
     /// The part of the path after guestgate's prefix, if the request is for a guest page.
@@ -94,6 +104,9 @@ impl GuestGateProxy {
         {
             return self.guest_page(session, ctx).await;
         }
+        let http2 = session.req_header().version == http::Version::HTTP_2;
+        // On HTTP/2 only the frames tell whether a body follows the HEADERS frame.
+        let frames_carry_body = http2 && !session.as_downstream_mut().is_body_empty();
         let raw_head = session.as_downstream().to_h1_raw();
         let req = session.req_header();
         let facts = RequestFacts {
@@ -106,7 +119,9 @@ impl GuestGateProxy {
                 .map(|v| v.as_bytes())
                 .collect(),
             header_names: req.headers.keys().map(|k| k.as_str()).collect(),
-            http2: req.version == http::Version::HTTP_2,
+            http2,
+            authority: req.uri.authority().map(|a| a.as_str().as_bytes()),
+            frames_carry_body,
         };
         let decided = Instant::now();
         let now = unix_now();
@@ -135,22 +150,21 @@ impl GuestGateProxy {
                 .await?;
                 true
             }
-            Verdict::Deny { reason, guest, .. } => {
+            Verdict::Deny {
+                reason,
+                guest,
+                body,
+                ..
+            } => {
                 // Close when a body was announced: it is never read, so it must not be
                 // taken for the next request on this connection.
-                let req = session.req_header();
-                let has_body = req.headers.contains_key("transfer-encoding")
-                    || req
-                        .headers
-                        .get("content-length")
-                        .is_some_and(|v| v.as_bytes() != b"0");
                 response::send(
                     session,
-                    Answer::Forbidden,
+                    Answer::for_denial(reason),
                     reason,
                     &ctx.request_id,
                     guest.is_none(),
-                    has_body,
+                    body.is_some(),
                 )
                 .await?;
                 true
@@ -192,12 +206,22 @@ impl GuestGateProxy {
 
     /// Answers a request for one of guestgate's own pages.
     async fn guest_page(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let raw_head = session.as_downstream().to_h1_raw();
         let http2 = session.req_header().version == http::Version::HTTP_2;
-        if let Err(e) = crate::framing::inspect_version(&raw_head, http2) {
+        let frames_carry_body = http2 && !session.as_downstream_mut().is_body_empty();
+        let raw_head = session.as_downstream().to_h1_raw();
+        let framing = crate::framing::inspect(&raw_head, http2, self.gate.max_content_length)
+            .and_then(|head| {
+                let body = head.body.is_some() || frames_carry_body;
+                let method = session.req_header().method.as_str();
+                if body && crate::framing::is_bodiless(method) {
+                    return Err(crate::framing::FramingError::BodyOnBodilessMethod);
+                }
+                Ok(())
+            });
+        if let Err(e) = framing {
             response::send(
                 session,
-                Answer::BadRequest,
+                Answer::from_status(e.status()),
                 e.reason(),
                 &ctx.request_id,
                 true,
@@ -205,7 +229,7 @@ impl GuestGateProxy {
             )
             .await?;
             ctx.verdict = Some(Verdict::Reject {
-                status: 400,
+                status: e.status(),
                 reason: e.reason(),
                 guest: None,
             });
@@ -215,10 +239,7 @@ impl GuestGateProxy {
         let method = session.req_header().method.as_str().to_string();
         let rest = self.guest_route_path(&path).unwrap_or("");
         let route = guest::route(&method, rest);
-        let client = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+        let client = ctx.client;
         let routes = guest::GuestRoutes {
             shares: &self.shares,
             keys: &self.gate.keys,
@@ -237,6 +258,7 @@ impl ProxyHttp for GuestGateProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             request_id: random_hex(8),
+            client: None,
             arrived: SystemTime::now(),
             started: Instant::now(),
             verdict: None,
@@ -247,6 +269,12 @@ impl ProxyHttp for GuestGateProxy {
 
     /// Decides; answers refusals and denials here so the app never sees them.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        ctx.client = session.client_addr().and_then(|a| a.as_inet()).map(|peer| {
+            let xff = req.headers.get_all("x-forwarded-for").iter();
+            self.trusted_proxies
+                .client(peer.ip(), xff.map(|v| v.as_bytes()))
+        });
         // Every line logged while deciding carries the request id (the deny id guests see).
         let span = tracing::info_span!("request", request_id = %ctx.request_id);
         self.filter(session, ctx).instrument(span).await
@@ -267,27 +295,33 @@ impl ProxyHttp for GuestGateProxy {
         Ok(Box::new(peer))
     }
 
-    /// Strips what guestgate owns from every request; for guests also strips URL,
-    /// client and hop headers, then sets the profile's headers and the canonical target.
+    /// Strips what guestgate owns from every request and writes its framing headers
+    /// from what was parsed; for guests also strips URL, client and hop headers, then
+    /// sets the profile's headers, the configured `Host` and the canonical target.
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         // The owned headers of the policies in force now (they change on reload).
         let headers = &self.gate.policies.current().headers;
         headers.strip_owned(upstream_request);
+        let body = match &ctx.verdict {
+            Some(Verdict::Allow(a)) => a.body,
+            Some(Verdict::PassThrough { body, .. }) => *body,
+            // Nothing else is forwarded; refuse rather than send unframed.
+            _ => return Err(pingora::Error::new(pingora::ErrorType::InternalError)),
+        };
+        let method = upstream_request.method.as_str();
+        headers::write_framing(upstream_request, body, crate::framing::is_bodiless(method))?;
         if let Some(Verdict::Allow(allowed)) = &ctx.verdict {
             headers.strip_guest(upstream_request);
             for name in &allowed.remove_headers {
                 upstream_request.remove_header(name);
             }
-            if let Some(ip) = session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip())
-            {
+            upstream_request.insert_header(http::header::HOST, self.upstream_host.clone())?;
+            if let Some(ip) = ctx.client {
                 upstream_request.insert_header("x-forwarded-for", ip.to_string())?;
             }
             for (name, value) in &allowed.set_headers {
@@ -348,10 +382,7 @@ impl ProxyHttp for GuestGateProxy {
                 guest: share.map(|s| s.email.as_str()),
                 case: share.map(|s| s.case.as_str()),
                 version: share.map(|s| s.version.as_str()),
-                client_ip: session
-                    .client_addr()
-                    .and_then(|a| a.as_inet())
-                    .map(|a| a.ip().to_string()),
+                client_ip: ctx.client.map(|ip| ip.to_string()),
             });
             return;
         }
@@ -401,10 +432,7 @@ impl ProxyHttp for GuestGateProxy {
             rule: guest.and_then(|g| g.rule.as_deref()),
             session: guest.map(|g| g.jti.as_str()),
             deny_id: denied.then_some(ctx.request_id.as_str()),
-            client_ip: session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip().to_string()),
+            client_ip: ctx.client.map(|ip| ip.to_string()),
             latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
         };
         self.audit.emit(&event);

@@ -15,6 +15,16 @@ pub enum Answer {
     TooLong,
     /// 403: not part of what was shared (or no session on a guest-only host).
     Forbidden,
+    /// 403: the session, or every share in it, has ended (expired or revoked).
+    AccessEnded,
+    /// 403: the guest cookie cannot be read (bad signature, foreign key, two copies).
+    SessionInvalid,
+    /// 413: the announced body is larger than guestgate accepts.
+    TooLarge,
+    /// 421: a guest request to a host that is not guestgate's public host.
+    Misdirected,
+    /// 501: a transfer coding guestgate does not forward.
+    NotImplemented,
     /// 503: share state cannot be confirmed (shared store out of reach): fail closed.
     Unavailable,
 }
@@ -25,8 +35,27 @@ impl Answer {
         match status {
             414 => Self::TooLong,
             403 => Self::Forbidden,
+            413 => Self::TooLarge,
+            421 => Self::Misdirected,
+            501 => Self::NotImplemented,
             503 => Self::Unavailable,
             _ => Self::BadRequest,
+        }
+    }
+
+    /// The page a denial gets: an ended session or share says so and how to get back in;
+    /// an unreadable cookie says how to clear it; anything else is "not shared".
+    pub fn for_denial(reason: &str) -> Self {
+        match reason {
+            "session_expired" | "session_no_shares" | "share_expired" | "share_inactive" => {
+                Self::AccessEnded
+            }
+            "session_malformed"
+            | "session_unknown_key"
+            | "session_invalid"
+            | "session_ambiguous"
+            | "session_misnamed" => Self::SessionInvalid,
+            _ => Self::Forbidden,
         }
     }
 
@@ -34,7 +63,10 @@ impl Answer {
         match self {
             Self::BadRequest => 400,
             Self::TooLong => 414,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::AccessEnded | Self::SessionInvalid => 403,
+            Self::TooLarge => 413,
+            Self::Misdirected => 421,
+            Self::NotImplemented => 501,
             Self::Unavailable => 503,
         }
     }
@@ -43,7 +75,10 @@ impl Answer {
         match self {
             Self::BadRequest => "bad_request",
             Self::TooLong => "uri_too_long",
-            Self::Forbidden => "forbidden",
+            Self::Forbidden | Self::AccessEnded | Self::SessionInvalid => "forbidden",
+            Self::TooLarge => "content_too_large",
+            Self::Misdirected => "misdirected_request",
+            Self::NotImplemented => "not_implemented",
             Self::Unavailable => "unavailable",
         }
     }
@@ -57,6 +92,26 @@ impl Answer {
             Self::Forbidden => (
                 "This is not part of what was shared with you",
                 "Your access covers one case, at one version, read-only. The page or action you asked for is outside it, so it was not sent on. If you need more access, ask the person who shared the case with you.",
+            ),
+            Self::AccessEnded => (
+                "Your access has ended",
+                "The case shared with you is no longer available to you: the share has expired or was withdrawn. To get back in, open the link in your invitation email again and enter the new code it sends you, or ask the person who shared the case to share it again.",
+            ),
+            Self::SessionInvalid => (
+                "Your sign-in could not be read",
+                "This browser holds a guest sign-in that is not valid here, so nothing was sent on. Sign out below, then open the link in your invitation email again.",
+            ),
+            Self::TooLarge => (
+                "That upload is too large",
+                "The request is larger than this service accepts, so it was not sent on.",
+            ),
+            Self::Misdirected => (
+                "Wrong address",
+                "Shared cases are opened from the address in your invitation email. Open that link again.",
+            ),
+            Self::NotImplemented => (
+                "That request could not be understood",
+                "The request used an encoding this service does not accept, so it was not sent on.",
             ),
             Self::TooLong => (
                 "That address is too long",

@@ -2,6 +2,11 @@
 //! without a store round trip. It is an allow-list: a share it does not know is not
 //! active, so an empty or lost index denies rather than allows. The store layer keeps
 //! it current on every write (and, with Redis, on every revocation message).
+//!
+//! Revocation is one-way here: no write of any kind turns a share this index has seen
+//! revoked back into a usable one. Writers race (a code check that read the share just
+//! before a revocation committed may record it after), so the order of writes cannot be
+//! trusted to say which state is newer; "revoked" always is.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,13 +93,17 @@ impl ShareIndex {
             .saturating_sub(self.fresh_at_ms.load(Ordering::Acquire))
     }
 
-    /// Replaces the whole index (start-up, or a resynchronisation).
+    /// Replaces the whole index (start-up, or a resynchronisation). Shares missing from
+    /// `shares` are forgotten (and so refused); shares seen revoked here stay revoked.
     pub fn replace_all(&self, shares: &[Share]) {
-        let fresh: HashMap<_, _> = shares
-            .iter()
-            .map(|s| (s.id.clone(), Arc::new(state(s, 0))))
-            .collect();
         if let Ok(mut map) = self.map.write() {
+            let fresh: HashMap<_, _> = shares
+                .iter()
+                .map(|s| {
+                    let old = map.get(&s.id);
+                    (s.id.clone(), Arc::new(merged(old.map(Arc::as_ref), s)))
+                })
+                .collect();
             *map = fresh;
         }
     }
@@ -107,11 +116,12 @@ impl ShareIndex {
             .unwrap_or(false)
     }
 
-    /// Records the current state of one share, keeping its last access.
+    /// Records the state of one share, keeping its last access. A share already seen
+    /// revoked stays revoked, whatever `share` says.
     pub fn upsert(&self, share: &Share) {
         if let Ok(mut map) = self.map.write() {
-            let last = map.get(&share.id).map_or(0, |s| s.last_access());
-            map.insert(share.id.clone(), Arc::new(state(share, last)));
+            let next = merged(map.get(&share.id).map(Arc::as_ref), share);
+            map.insert(share.id.clone(), Arc::new(next));
         }
     }
 
@@ -128,6 +138,14 @@ impl ShareIndex {
             }
             _ => false,
         }
+    }
+
+    /// Whether a session may use this share now, without recording an access.
+    pub fn usable(&self, id: &str, now: u64) -> bool {
+        self.map.read().is_ok_and(|map| {
+            map.get(id)
+                .is_some_and(|s| s.status == ShareStatus::Active && s.expires_at > now)
+        })
     }
 
     /// Whether a share is unknown here or known only as pending: it may have just been
@@ -176,11 +194,71 @@ impl ShareIndex {
     }
 }
 
-fn state(s: &Share, last_access: u64) -> ShareState {
+/// The state to record for `s`, given what the index held: revocation and last access
+/// carry over.
+fn merged(old: Option<&ShareState>, s: &Share) -> ShareState {
+    let was_revoked = old.is_some_and(|o| o.status == ShareStatus::Revoked);
     ShareState {
-        status: s.status,
+        status: if was_revoked {
+            ShareStatus::Revoked
+        } else {
+            s.status
+        },
         expires_at: s.expires_at,
         email: s.email.clone(),
-        last_access: AtomicU64::new(last_access),
+        last_access: AtomicU64::new(old.map_or(0, ShareState::last_access)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share(status: ShareStatus) -> Share {
+        Share {
+            id: "s1".into(),
+            email: "g@x.test".into(),
+            case: "42".into(),
+            version: "3".into(),
+            profile: "view-only".into(),
+            created_by: "t".into(),
+            created_at: 1,
+            expires_at: u64::MAX,
+            status,
+            accepted_at: None,
+            revoked_at: None,
+            revoked_by: None,
+            failures: 0,
+            locked: false,
+            sends: vec![],
+        }
+    }
+
+    #[test]
+    fn no_write_turns_a_revoked_share_usable_again() {
+        let index = ShareIndex::default();
+        index.upsert(&share(ShareStatus::Active));
+        assert!(index.admit("s1", 10));
+        index.upsert(&share(ShareStatus::Revoked));
+        assert!(!index.admit("s1", 10));
+        // A code check that read the share before the revocation, recording it after.
+        index.upsert(&share(ShareStatus::Active));
+        assert!(!index.admit("s1", 10) && index.is_revoked("s1"));
+        // A resynchronisation from a store that lost the revocation.
+        index.replace_all(&[share(ShareStatus::Active)]);
+        assert!(!index.admit("s1", 10) && index.is_revoked("s1"));
+        // A share the store no longer has is forgotten, so refused.
+        index.replace_all(&[]);
+        assert!(!index.admit("s1", 10));
+    }
+
+    #[test]
+    fn last_access_survives_updates() {
+        let index = ShareIndex::default();
+        index.upsert(&share(ShareStatus::Active));
+        assert!(index.admit("s1", 77));
+        index.upsert(&share(ShareStatus::Active));
+        index.replace_all(&[share(ShareStatus::Active)]);
+        assert_eq!(index.last_access("s1"), 77);
     }
 }

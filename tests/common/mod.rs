@@ -345,7 +345,7 @@ impl Gate {
              [session]\nkey_file = \"{key_file}\"\nsecure_cookie = {secure}\n\
              [store]\n{store}\n\
              [audit]\npath = \"{audit}\"\nflush_interval = \"10ms\"\n\
-             [guest]\npublic_url = \"{scheme}://127.0.0.1:{port}\"\n{guest}\n\
+             [guest]\npublic_url = \"{scheme}://127.0.0.1:{port}\"\npublic_hosts = [\"app.test\"]\n{guest}\n\
              [mail]\n{mail}\n{tls}",
             mode = opts.mode,
             app = app.addr,
