@@ -57,6 +57,7 @@ fn hot_path(c: &mut Criterion) {
         max_target_length: 4096,
         max_content_length: 1 << 30,
         forward_bodiless_bodies: false,
+        chunked_bodies: true,
         public_hosts: vec!["app.test".into()],
         cookie_name: "guestgate_session".into(),
         wire_cookie_name: "guestgate_session".into(),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing guestgate needs on a Debian/Ubuntu machine with Rust:
 # cmake (pingora's zlib-ng build), redis-server (Redis-backed tests), wrk, curl and bc
-# (demo and load runs).
+# (demo and load runs), python3 (a lax upstream in the smuggling suite).
 # Safe to run repeatedly: only missing packages are installed.
 set -euo pipefail
 
@@ -13,6 +13,7 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v bc >/dev/null 2>&1 || need+=(bc)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

@@ -146,6 +146,8 @@ pub struct Gate {
     /// Forward bodies on GET, HEAD, DELETE, OPTIONS and TRACE for pass-through requests
     /// (guest requests never).
     pub forward_bodiless_bodies: bool,
+    /// Forward chunked request bodies; `false` for apps that cannot read them (411 instead).
+    pub chunked_bodies: bool,
     /// `Host` values guests may use, lower-case (`host`, and `host:port` for the default port).
     pub public_hosts: Vec<String>,
     /// guestgate's cookie name, without prefix; every spelling of it is guestgate's.
@@ -225,6 +227,9 @@ impl Gate {
         } else {
             head.body
         };
+        if body == Body::Chunked && !self.chunked_bodies {
+            return reject(framing::FramingError::LengthRequired, None);
+        }
         let body_refused = body.is_some() && framing::is_bodiless(facts.method);
 
         let presented = session::find_cookie(

@@ -78,6 +78,10 @@ pub enum FramingError {
     /// A body on a method that carries none (GET, HEAD, DELETE, OPTIONS, TRACE).
     #[error("a body on a method that carries none")]
     BodyOnBodilessMethod,
+    /// A chunked body (or HTTP/2 DATA without `content-length`) for an app configured as
+    /// unable to read chunked bodies (`upstream.chunked_request_bodies = false`): 411.
+    #[error("a body without a length for an app that needs one")]
+    LengthRequired,
     /// The head cannot be read (no request line, a line without a colon).
     #[error("malformed request head")]
     Malformed,
@@ -99,15 +103,18 @@ impl FramingError {
             Self::HostInvalid => "framing_host_invalid",
             Self::ConfusableHeaderName => "framing_confusable_header",
             Self::BodyOnBodilessMethod => "framing_body_on_bodiless_method",
+            Self::LengthRequired => "framing_length_required",
             Self::Malformed => "framing_malformed",
         }
     }
 
-    /// The status the RFCs give: 413 for a length over the limit, 501 for a transfer
-    /// coding the server does not implement (RFC 9112 §6.1), 400 otherwise.
+    /// The status the RFCs give: 413 for a length over the limit, 411 for a body
+    /// without one where one is required, 501 for a transfer coding the server does not
+    /// implement (RFC 9112 §6.1), 400 otherwise.
     pub fn status(self) -> u16 {
         match self {
             Self::ContentLengthTooLarge => 413,
+            Self::LengthRequired => 411,
             Self::TransferEncodingUnsupported => 501,
             _ => 400,
         }

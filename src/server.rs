@@ -146,6 +146,7 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
         max_target_length: config.max_target_length,
         max_content_length: config.max_content_length,
         forward_bodiless_bodies: config.forward_bodiless_method_bodies,
+        chunked_bodies: config.upstream.chunked_request_bodies,
         public_hosts: config.guest.public_hosts.clone(),
         cookie_name: config.session.cookie_name.clone(),
         wire_cookie_name: config.session.wire_cookie_name(),

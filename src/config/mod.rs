@@ -30,6 +30,8 @@ pub struct UpstreamConfig {
     pub address: String,
     /// The `Host` allowed guest requests carry to the app (never the client's).
     pub host: String,
+    /// Whether the app reads chunked request bodies; when not, they are refused (411).
+    pub chunked_request_bodies: bool,
     /// Connect with TLS.
     pub tls: bool,
     /// SNI when `tls`.
@@ -797,6 +799,7 @@ fn validate(raw: RawConfig, at: &Located<'_>, base: &Path) -> Result<Config, Sou
         upstream: UpstreamConfig {
             address: upstream_address,
             host: upstream_host,
+            chunked_request_bodies: raw.upstream.chunked_request_bodies.unwrap_or(true),
             tls: raw.upstream.tls.unwrap_or(false),
             sni: raw.upstream.sni.unwrap_or_default(),
             connect_timeout,

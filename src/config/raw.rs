@@ -60,6 +60,8 @@ pub struct RawUpstream {
     pub address: Option<String>,
     /// `Host` sent to the app on guest requests (default: `guest.public_url`'s).
     pub host: Option<String>,
+    /// Whether the app reads chunked request bodies (411 for them when false).
+    pub chunked_request_bodies: Option<bool>,
     pub tls: Option<bool>,
     pub sni: Option<String>,
     pub connect_timeout: Option<String>,

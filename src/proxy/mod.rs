@@ -105,8 +105,7 @@ impl GuestGateProxy {
             return self.guest_page(session, ctx).await;
         }
         let http2 = session.req_header().version == http::Version::HTTP_2;
-        // On HTTP/2 only the frames tell whether a body follows the HEADERS frame.
-        let frames_carry_body = http2 && !session.as_downstream_mut().is_body_empty();
+        let frames_carry_body = http2 && frames_carry_body(session).await;
         let raw_head = session.as_downstream().to_h1_raw();
         let req = session.req_header();
         let facts = RequestFacts {
@@ -207,7 +206,7 @@ impl GuestGateProxy {
     /// Answers a request for one of guestgate's own pages.
     async fn guest_page(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let http2 = session.req_header().version == http::Version::HTTP_2;
-        let frames_carry_body = http2 && !session.as_downstream_mut().is_body_empty();
+        let frames_carry_body = http2 && frames_carry_body(session).await;
         let raw_head = session.as_downstream().to_h1_raw();
         let framing = crate::framing::inspect(&raw_head, http2, self.gate.max_content_length)
             .and_then(|head| {
@@ -248,6 +247,26 @@ impl GuestGateProxy {
         let event = routes.handle(session, route, unix_now(), client).await?;
         ctx.page = Some(event);
         Ok(true)
+    }
+}
+
+/// HTTP/2 only: whether DATA frames with bytes follow the HEADERS frame. On HTTP/2 a
+/// body is known from the frames, not the headers. A bodiless method whose HEADERS did
+/// not end the stream is read ahead until the stream ends or bytes arrive, so an empty
+/// DATA frame that ends the stream is no body, and any byte is one.
+async fn frames_carry_body(session: &mut Session) -> bool {
+    if session.as_downstream_mut().is_body_empty() {
+        return false;
+    }
+    if !crate::framing::is_bodiless(session.req_header().method.as_str()) {
+        return true;
+    }
+    loop {
+        match session.read_request_body().await {
+            Ok(None) => return false,
+            Ok(Some(chunk)) if chunk.is_empty() => continue,
+            _ => return true,
+        }
     }
 }
 
@@ -330,6 +349,23 @@ impl ProxyHttp for GuestGateProxy {
             upstream_request.set_uri(allowed.target.clone());
         }
         ctx.upstream_sent = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Drops empty body chunks. pingora writes an empty buffer on a chunked upstream body
+    /// as `0\r\n\r\n`, the last chunk: an HTTP/2 client that ends its stream with an
+    /// empty DATA frame would make pingora end the body twice, and the app would read the
+    /// second terminator as a request guestgate never decided on.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if body.as_ref().is_some_and(|b| b.is_empty()) {
+            *body = None;
+        }
         Ok(())
     }
 

@@ -19,6 +19,8 @@ pub enum Answer {
     AccessEnded,
     /// 403: the guest cookie cannot be read (bad signature, foreign key, two copies).
     SessionInvalid,
+    /// 411: a body without a length, for an app that cannot read chunked bodies.
+    LengthRequired,
     /// 413: the announced body is larger than guestgate accepts.
     TooLarge,
     /// 421: a guest request to a host that is not guestgate's public host.
@@ -35,6 +37,7 @@ impl Answer {
         match status {
             414 => Self::TooLong,
             403 => Self::Forbidden,
+            411 => Self::LengthRequired,
             413 => Self::TooLarge,
             421 => Self::Misdirected,
             501 => Self::NotImplemented,
@@ -64,6 +67,7 @@ impl Answer {
             Self::BadRequest => 400,
             Self::TooLong => 414,
             Self::Forbidden | Self::AccessEnded | Self::SessionInvalid => 403,
+            Self::LengthRequired => 411,
             Self::TooLarge => 413,
             Self::Misdirected => 421,
             Self::NotImplemented => 501,
@@ -76,6 +80,7 @@ impl Answer {
             Self::BadRequest => "bad_request",
             Self::TooLong => "uri_too_long",
             Self::Forbidden | Self::AccessEnded | Self::SessionInvalid => "forbidden",
+            Self::LengthRequired => "length_required",
             Self::TooLarge => "content_too_large",
             Self::Misdirected => "misdirected_request",
             Self::NotImplemented => "not_implemented",
@@ -100,6 +105,10 @@ impl Answer {
             Self::SessionInvalid => (
                 "Your sign-in could not be read",
                 "This browser holds a guest sign-in that is not valid here, so nothing was sent on. Sign out below, then open the link in your invitation email again.",
+            ),
+            Self::LengthRequired => (
+                "That upload could not be sent on",
+                "The request did not say how large it is, and this service needs to know. Try again from the page.",
             ),
             Self::TooLarge => (
                 "That upload is too large",

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod lax;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -181,6 +183,11 @@ impl App {
         }
     }
 
+    /// The file the app records every request to.
+    pub fn record_path(&self) -> &Path {
+        &self.record
+    }
+
     /// Stops the app (its port then refuses connections).
     pub fn stop(&mut self) {
         self.proc = None;
@@ -214,6 +221,10 @@ pub struct Opts {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The audit file (relative to the instance's directory).
     pub audit_path: &'static str,
+    /// Another app than the sample app (a lax upstream).
+    pub upstream: Option<SocketAddr>,
+    /// Extra lines for the `[upstream]` section.
+    pub upstream_config: String,
 }
 
 impl Default for Opts {
@@ -228,6 +239,8 @@ impl Default for Opts {
             key_file: None,
             tls: None,
             audit_path: "audit.log",
+            upstream: None,
+            upstream_config: String::new(),
         }
     }
 }
@@ -340,7 +353,7 @@ impl Gate {
              [admin]\naddress = \"127.0.0.1:{admin_port}\"\n\
              [[admin.keys]]\nname = \"case-app\"\nrole = \"admin\"\nsha256 = \"{admin_hash}\"\n\
              [[admin.keys]]\nname = \"paralegal\"\nrole = \"sharer\"\nsha256 = \"{sharer_hash}\"\n\
-             [upstream]\naddress = \"{app}\"\n\
+             [upstream]\naddress = \"{app}\"\n{upstream_config}\n\
              [policies]\ndir = \"{policies}\"\n\
              [session]\nkey_file = \"{key_file}\"\nsecure_cookie = {secure}\n\
              [store]\n{store}\n\
@@ -348,7 +361,8 @@ impl Gate {
              [guest]\npublic_url = \"{scheme}://127.0.0.1:{port}\"\npublic_hosts = [\"app.test\"]\n{guest}\n\
              [mail]\n{mail}\n{tls}",
             mode = opts.mode,
-            app = app.addr,
+            app = opts.upstream.unwrap_or(app.addr),
+            upstream_config = opts.upstream_config,
             policies = policies.display(),
             admin_hash = sha256_hex(ADMIN_KEY),
             sharer_hash = sha256_hex(SHARER_KEY),
@@ -557,6 +571,19 @@ impl Resp {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
+}
+
+/// Writes raw bytes on a fresh connection and returns all the server sent back until it
+/// closed the connection. The bytes should end with a `Connection: close` request (a
+/// half-close would make pingora abort a request whose body it is still forwarding).
+pub fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = s.write_all(bytes);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    buf
 }
 
 /// One request on a fresh connection; reads to EOF (requests say `Connection: close`).
