@@ -815,3 +815,61 @@ fn proxy_errors_are_logged_with_the_request_id_and_fail_with_502() {
         "the session token was logged"
     );
 }
+
+#[test]
+fn guest_requests_reach_the_app_with_the_configured_host_only() {
+    let g = Gate::start(Opts::default());
+    let c = guest(&g);
+    let doc = "/api/cases/42/versions/3/documents";
+    let public = format!("127.0.0.1:{}", g.addr.port());
+    // The public hosts (public_url's, and guest.public_hosts) in any case.
+    for host in [public.as_str(), "app.test", "APP.test"] {
+        let req = format!("GET {doc} HTTP/1.1\r\nHost: {host}\r\nCookie: {c}\r\nConnection: close\r\n\r\n");
+        assert_eq!(g.raw(&req).status, 200, "{host}");
+    }
+    // Any other host is refused for guests, before anything is forwarded.
+    for host in ["evil.example", "app.test:81", "127.0.0.1", "app.test."] {
+        let req = format!("GET {doc} HTTP/1.1\r\nHost: {host}\r\nCookie: {c}\r\nConnection: close\r\n\r\n");
+        let r = g.raw(&req);
+        assert_eq!(r.status, 421, "{host}: {}", r.body);
+        assert_eq!(r.json()["reason"], "host_not_public");
+    }
+    let seen = g.app.seen();
+    assert_eq!(seen.len(), 3);
+    // The app sees upstream.host (by default public_url's), never the client's.
+    assert!(seen.iter().all(|s| s.header("host") == Some(public.as_str())), "{seen:?}");
+    // Requests without a session are not guests: their Host is the app's business.
+    let r = g.send("GET", "/settings", None, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(g.app.seen()[3].header("host"), Some("app.test"));
+
+    let g = Gate::start(Opts {
+        upstream_config: "host = \"cases.internal:8443\"".into(),
+        ..Opts::default()
+    });
+    assert_eq!(g.send("GET", doc, Some(&guest(&g)), &[]).status, 200);
+    assert_eq!(g.app.seen()[0].header("host"), Some("cases.internal:8443"));
+}
+
+#[test]
+fn behind_a_trusted_balancer_the_client_is_the_right_most_untrusted_address() {
+    let g = Gate::start(Opts {
+        listen_config: "trusted_proxies = [\"127.0.0.0/8\"]".into(),
+        ..Opts::default()
+    });
+    let c = guest(&g);
+    let doc = "/api/cases/42/versions/3/documents";
+    // The balancer appended the client; what the client wrote on the left is ignored.
+    let r = g.send("GET", doc, Some(&c), &["X-Forwarded-For: 6.6.6.6, 198.51.100.7"]);
+    assert_eq!(r.status, 200);
+    let seen = g.app.seen();
+    assert_eq!(seen[0].header("x-forwarded-for"), Some("198.51.100.7"));
+    let audit = g.audit_until("the guest request", |e| e["decision"] == "allow");
+    assert_eq!(audit[0]["client_ip"], "198.51.100.7");
+
+    // Without trusted proxies the peer is the client, whatever the header says.
+    let g = Gate::start(Opts::default());
+    let r = g.send("GET", doc, Some(&guest(&g)), &["X-Forwarded-For: 198.51.100.7"]);
+    assert_eq!(r.status, 200);
+    assert_eq!(g.app.seen()[0].header("x-forwarded-for"), Some("127.0.0.1"));
+}

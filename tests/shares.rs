@@ -538,6 +538,38 @@ fn verification_is_throttled_per_client_address() {
     assert!(b.cookie.is_none());
 }
 
+/// Behind a load balancer every guest arrives from the balancer's address: with
+/// `listen.trusted_proxies` each is throttled on its own forwarded address, so one holder
+/// of a link cannot keep everyone else at 429.
+#[test]
+fn behind_a_trusted_balancer_each_client_has_its_own_throttle() {
+    let g = Gate::start(Opts {
+        guest_config: "verify_per_ip_per_minute = 3".into(),
+        listen_config: "trusted_proxies = [\"127.0.0.1\"]".into(),
+        ..Opts::default()
+    });
+    let (_, link) = create(&g, ADMIN_KEY, "43", "1");
+    let code = newest_code(&g, &link);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let mut noisy = Browser::new(&g);
+    noisy.extra = vec!["X-Forwarded-For: 203.0.113.10".into()];
+    let mut guest = Browser::new(&g);
+    guest.extra = vec!["X-Forwarded-For: 203.0.113.20".into()];
+    common::clear_of_minute_boundary();
+    for _ in 0..4 {
+        verify(&mut noisy, &link, wrong);
+    }
+    assert_eq!(verify(&mut noisy, &link, wrong).status, 429);
+    // a forged left-hand entry does not escape the throttle either
+    noisy.extra = vec!["X-Forwarded-For: 192.0.2.1, 203.0.113.10".into()];
+    assert_eq!(verify(&mut noisy, &link, wrong).status, 429);
+    let r = verify(&mut guest, &link, &code);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let audit = g.audit_until("verified", |e| e["event"] == "verified");
+    let verified = audit.iter().find(|e| e["event"] == "verified").unwrap();
+    assert_eq!(verified["client_ip"], "203.0.113.20");
+}
+
 #[test]
 fn the_cli_verbs_drive_the_admin_api() {
     let g = Gate::start(Opts::default());

@@ -225,6 +225,8 @@ pub struct Opts {
     pub upstream: Option<SocketAddr>,
     /// Extra lines for the `[upstream]` section.
     pub upstream_config: String,
+    /// Extra lines for the `[listen]` section.
+    pub listen_config: String,
 }
 
 impl Default for Opts {
@@ -241,6 +243,7 @@ impl Default for Opts {
             audit_path: "audit.log",
             upstream: None,
             upstream_config: String::new(),
+            listen_config: String::new(),
         }
     }
 }
@@ -349,7 +352,7 @@ impl Gate {
             .unwrap_or_else(|| "transport = \"file\"\noutbox = \"outbox\"".into());
         let config = format!(
             "mode = \"{mode}\"\n\
-             [listen]\naddress = \"127.0.0.1:{port}\"\nthreads = 1\n\
+             [listen]\naddress = \"127.0.0.1:{port}\"\nthreads = 1\n{listen_config}\n\
              [admin]\naddress = \"127.0.0.1:{admin_port}\"\n\
              [[admin.keys]]\nname = \"case-app\"\nrole = \"admin\"\nsha256 = \"{admin_hash}\"\n\
              [[admin.keys]]\nname = \"paralegal\"\nrole = \"sharer\"\nsha256 = \"{sharer_hash}\"\n\
@@ -363,6 +366,7 @@ impl Gate {
             mode = opts.mode,
             app = opts.upstream.unwrap_or(app.addr),
             upstream_config = opts.upstream_config,
+            listen_config = opts.listen_config,
             policies = policies.display(),
             admin_hash = sha256_hex(ADMIN_KEY),
             sharer_hash = sha256_hex(SHARER_KEY),
@@ -712,11 +716,17 @@ fn smtp_session(conn: TcpStream, store: &std::sync::Mutex<Vec<String>>) {
 pub struct Browser<'a> {
     pub gate: &'a Gate,
     pub cookie: Option<String>,
+    /// Header lines added to every request (a load balancer's `X-Forwarded-For`).
+    pub extra: Vec<String>,
 }
 
 impl<'a> Browser<'a> {
     pub fn new(gate: &'a Gate) -> Self {
-        Browser { gate, cookie: None }
+        Browser {
+            gate,
+            cookie: None,
+            extra: Vec::new(),
+        }
     }
 
     fn absorb(&mut self, r: &Resp) {
@@ -742,17 +752,14 @@ impl<'a> Browser<'a> {
     pub fn post_form(&mut self, path: &str, form: &str) -> Resp {
         let origin = format!("Origin: http://{}", self.gate.addr);
         let len = format!("Content-Length: {}", form.len());
-        let mut req = request(
-            "POST",
-            path,
-            self.cookie.as_deref(),
-            &[
-                &origin,
-                "Content-Type: application/x-www-form-urlencoded",
-                &len,
-                "Accept: text/html",
-            ],
-        );
+        let mut extra = vec![
+            origin.as_str(),
+            "Content-Type: application/x-www-form-urlencoded",
+            &len,
+            "Accept: text/html",
+        ];
+        extra.extend(self.extra.iter().map(String::as_str));
+        let mut req = request("POST", path, self.cookie.as_deref(), &extra);
         req.push_str(form);
         let r = self.gate.raw(&req);
         self.absorb(&r);
