@@ -38,7 +38,10 @@ fn main() -> ExitCode {
             init_logging(&cfg.log);
             if check {
                 return match guestgate::server::check(&cfg) {
-                    Ok(_) => {
+                    Ok(checked) => {
+                        for w in &checked.warnings {
+                            println!("warning: {w}");
+                        }
                         println!("{}: ok", config.display());
                         ExitCode::SUCCESS
                     }

@@ -44,6 +44,8 @@ pub struct Checked {
     pub keys: SessionKeys,
     /// Resolved upstream.
     pub upstream: SocketAddr,
+    /// Settings that are valid but worth a second look.
+    pub warnings: Vec<String>,
 }
 
 /// Loads policies and keys and resolves the upstream.
@@ -51,10 +53,20 @@ pub fn check(config: &Config) -> anyhow::Result<Checked> {
     let policies = PolicySet::load_dir(&config.policies_dir).map_err(|e| anyhow!("{e}"))?;
     let keys = SessionKeys::from_config(&config.session)?;
     let upstream = resolve(&config.upstream.address)?;
+    let mut warnings = Vec::new();
+    if config.mode == crate::config::Mode::Mixed {
+        warnings.push(
+            "mode = \"mixed\": requests without a guest cookie reach the app as its own users; \
+             this protects nothing unless the app authenticates its own users \
+             (use mode = \"guest-only\" on a host dedicated to guests)"
+                .to_string(),
+        );
+    }
     Ok(Checked {
         policies,
         keys,
         upstream,
+        warnings,
     })
 }
 
@@ -115,6 +127,7 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
         policies,
         keys,
         upstream,
+        ..
     } = check(config)?;
     // The set check() compiled is the one that serves; reloads re-read the directory.
     let policies = Arc::new(LivePolicies::new(

@@ -738,6 +738,30 @@ fn serve_check_reports_policy_errors_with_file_line_and_rule() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("g.toml:3") && err.contains("port"), "{err}");
+
+    // A valid mixed-mode config says plainly what mixed mode does not protect.
+    for (mode, warned) in [("mixed", true), ("guest-only", false)] {
+        std::fs::write(
+            dir.path().join("g.toml"),
+            format!(
+                "mode = \"{mode}\"\n[upstream]\naddress = \"127.0.0.1:1\"\n[policies]\ndir = \"{}\"\n[session]\nkey_file = \"k\"\n",
+                common::repo().join("policies").display()
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_guestgate"))
+            .args(["serve", "--check", "--config"])
+            .arg(dir.path().join("g.toml"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert_eq!(
+            text.contains("protects nothing unless the app authenticates its own users"),
+            warned,
+            "{mode}: {text}"
+        );
+    }
 }
 
 #[test]
@@ -824,12 +848,16 @@ fn guest_requests_reach_the_app_with_the_configured_host_only() {
     let public = format!("127.0.0.1:{}", g.addr.port());
     // The public hosts (public_url's, and guest.public_hosts) in any case.
     for host in [public.as_str(), "app.test", "APP.test"] {
-        let req = format!("GET {doc} HTTP/1.1\r\nHost: {host}\r\nCookie: {c}\r\nConnection: close\r\n\r\n");
+        let req = format!(
+            "GET {doc} HTTP/1.1\r\nHost: {host}\r\nCookie: {c}\r\nConnection: close\r\n\r\n"
+        );
         assert_eq!(g.raw(&req).status, 200, "{host}");
     }
     // Any other host is refused for guests, before anything is forwarded.
     for host in ["evil.example", "app.test:81", "127.0.0.1", "app.test."] {
-        let req = format!("GET {doc} HTTP/1.1\r\nHost: {host}\r\nCookie: {c}\r\nConnection: close\r\n\r\n");
+        let req = format!(
+            "GET {doc} HTTP/1.1\r\nHost: {host}\r\nCookie: {c}\r\nConnection: close\r\n\r\n"
+        );
         let r = g.raw(&req);
         assert_eq!(r.status, 421, "{host}: {}", r.body);
         assert_eq!(r.json()["reason"], "host_not_public");
@@ -837,7 +865,11 @@ fn guest_requests_reach_the_app_with_the_configured_host_only() {
     let seen = g.app.seen();
     assert_eq!(seen.len(), 3);
     // The app sees upstream.host (by default public_url's), never the client's.
-    assert!(seen.iter().all(|s| s.header("host") == Some(public.as_str())), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|s| s.header("host") == Some(public.as_str())),
+        "{seen:?}"
+    );
     // Requests without a session are not guests: their Host is the app's business.
     let r = g.send("GET", "/settings", None, &[]);
     assert_eq!(r.status, 200);
@@ -860,7 +892,12 @@ fn behind_a_trusted_balancer_the_client_is_the_right_most_untrusted_address() {
     let c = guest(&g);
     let doc = "/api/cases/42/versions/3/documents";
     // The balancer appended the client; what the client wrote on the left is ignored.
-    let r = g.send("GET", doc, Some(&c), &["X-Forwarded-For: 6.6.6.6, 198.51.100.7"]);
+    let r = g.send(
+        "GET",
+        doc,
+        Some(&c),
+        &["X-Forwarded-For: 6.6.6.6, 198.51.100.7"],
+    );
     assert_eq!(r.status, 200);
     let seen = g.app.seen();
     assert_eq!(seen[0].header("x-forwarded-for"), Some("198.51.100.7"));
@@ -869,7 +906,12 @@ fn behind_a_trusted_balancer_the_client_is_the_right_most_untrusted_address() {
 
     // Without trusted proxies the peer is the client, whatever the header says.
     let g = Gate::start(Opts::default());
-    let r = g.send("GET", doc, Some(&guest(&g)), &["X-Forwarded-For: 198.51.100.7"]);
+    let r = g.send(
+        "GET",
+        doc,
+        Some(&guest(&g)),
+        &["X-Forwarded-For: 198.51.100.7"],
+    );
     assert_eq!(r.status, 200);
     assert_eq!(g.app.seen()[0].header("x-forwarded-for"), Some("127.0.0.1"));
 }
