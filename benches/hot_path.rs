@@ -8,10 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use guestgate::config::Mode;
+use guestgate::decision::Mode;
 use guestgate::decision::{Gate, RequestFacts};
 use guestgate::policy::{PolicySet, Scope};
-use guestgate::session::{unix_now, SessionKeys, ShareGrant};
+use guestgate::session::{SessionKeys, ShareGrant};
+use guestgate::stamp::unix_now;
 use guestgate::store::{Share, ShareIndex, ShareStatus};
 use guestgate::target::CanonicalTarget;
 

@@ -12,10 +12,10 @@
 //! last hash of the file before it).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -23,6 +23,17 @@ use sha2::{Digest, Sha256};
 /// Bytes that may wait for the writer; past this a line is dropped and counted rather
 /// than letting memory grow without bound when the disk is far behind.
 const MAX_PENDING: usize = 64 * 1024 * 1024;
+
+/// Audit stream settings.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// File to append to; `None` = standard output.
+    pub path: Option<PathBuf>,
+    /// How often buffered lines are flushed (the durability bound).
+    pub flush_interval: Duration,
+    /// Whether non-guest requests passed through in mixed mode are audited too.
+    pub include_pass_through: bool,
+}
 
 /// One decision on one request (DESIGN §5 fields).
 #[derive(Debug, Serialize)]
@@ -370,11 +381,6 @@ pub fn search(
             (is("deny_id", deny_id) && is("share", share) && is("guest", email)).then_some(event)
         })
         .collect()
-}
-
-/// RFC 3339 UTC timestamp with milliseconds.
-pub fn timestamp(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 use crate::admin::client::{self, AdminClient};
 use crate::config::Config;
 use crate::policy::{PolicySet, Scope};
-use crate::session::{unix_now, SessionKeys, ShareGrant};
+use crate::session::{SessionKeys, ShareGrant};
+use crate::stamp::unix_now;
 use crate::target::CanonicalTarget;
 
 /// guestgate: share one case, at one version, with an outside guest.
@@ -542,7 +543,7 @@ pub fn new_key(name: &str, role: &str) -> anyhow::Result<String> {
     if role != "admin" && role != "sharer" {
         bail!("--role must be admin or sharer");
     }
-    let key = format!("gg_{}", crate::session::random_hex(32));
+    let key = format!("gg_{}", crate::stamp::random_hex(32));
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
     Ok(format!(
         "API key (give it to the caller; it is not stored anywhere):\n  {key}\n\nAdd to guestgate.toml:\n[[admin.keys]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{hash}\"\n"

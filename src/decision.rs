@@ -9,20 +9,22 @@ use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
 
-use crate::config::Mode;
 use crate::framing::{self, Body};
+use crate::header_names;
 use crate::policy::{Bindings, DenyReason, Scope, Var};
 use crate::reload::LivePolicies;
 use crate::session::{self, CookieLookup, SessionKeys, ShareGrant};
 use crate::store::ShareIndex;
 use crate::target::CanonicalTarget;
 
-/// Header names clients use to override the method; refused for guests.
-pub const METHOD_OVERRIDE_HEADERS: &[&str] = &[
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-];
+/// What happens to requests that carry no valid guest session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// They pass through untouched (the app's own users share the host).
+    Mixed,
+    /// They are denied (a host dedicated to guests).
+    GuestOnly,
+}
 
 /// What guestgate does with a request.
 #[derive(Debug)]
@@ -311,11 +313,10 @@ impl Gate {
             body,
         };
         if target.has_method_override_key()
-            || facts.header_names.iter().any(|n| {
-                METHOD_OVERRIDE_HEADERS
-                    .iter()
-                    .any(|o| framing::same_header(n.as_bytes(), o))
-            })
+            || facts
+                .header_names
+                .iter()
+                .any(|n| header_names::is_method_override(n.as_bytes()))
         {
             return deny("method_override", guest);
         }

@@ -10,6 +10,8 @@
 //! is described by a [`Body`], from which guestgate writes the framing headers it sends
 //! upstream itself; the client's spelling is never forwarded.
 
+use crate::header_names::same_header;
+
 /// The body a request announces, as guestgate will forward it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body {
@@ -298,17 +300,6 @@ fn valid_host(v: &[u8]) -> bool {
 /// RFC 9110 `tchar`: the bytes of a method or a field name.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// Whether a header name, as sent, is `canonical` (lower-case, `-`-separated) when read
-/// case-insensitively with `_` as `-`: the way CGI-style backends (`HTTP_X_GUEST_EMAIL`)
-/// see it. Every check on a header name that matters for security goes through this.
-pub fn same_header(name: &[u8], canonical: &str) -> bool {
-    name.len() == canonical.len()
-        && name
-            .iter()
-            .zip(canonical.bytes())
-            .all(|(&a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
 }
 
 /// Strips optional whitespace (SP, HTAB) at both ends, as field values allow (RFC 9110 §5.5).

@@ -64,7 +64,7 @@ pub fn normalise_input(typed: &str) -> Option<String> {
 
 /// A fresh link token (192 bits, hex).
 pub fn new_link_token() -> String {
-    crate::session::random_hex(24)
+    crate::stamp::random_hex(24)
 }
 
 /// The stored form of a link token.

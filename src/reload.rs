@@ -9,17 +9,18 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use http::HeaderName;
 
+use crate::header_names::OwnedHeaders;
 use crate::metrics;
 use crate::policy::PolicySet;
-use crate::proxy::headers::HeaderRules;
 use crate::toml_source::SourceErrors;
 
 /// One consistent generation of policies.
 pub struct Loaded {
     /// Compiled profiles.
     pub set: PolicySet,
-    /// Header stripping derived from them.
-    pub headers: HeaderRules,
+    /// The headers guestgate owns under them (every header a profile sets, plus the
+    /// configured extras) and its cookie.
+    pub owned: OwnedHeaders,
 }
 
 /// The policies in force.
@@ -36,14 +37,14 @@ impl LivePolicies {
     }
 
     fn assemble(set: PolicySet, extra_owned: &[HeaderName], cookie: &str) -> Loaded {
-        let headers = HeaderRules::new(
+        let owned = OwnedHeaders::new(
             set.owned_headers()
                 .iter()
-                .cloned()
-                .chain(extra_owned.iter().cloned()),
+                .chain(extra_owned)
+                .map(HeaderName::as_str),
             cookie,
         );
-        Loaded { set, headers }
+        Loaded { set, owned }
     }
 
     /// Serves `set` (compiled from `dir` at start) and reloads from `dir` later.

@@ -15,7 +15,6 @@ use crate::admin::api::AdminApi;
 use crate::admin::{AdminApp, Readiness};
 use crate::audit::AuditSink;
 use crate::config::Config;
-use crate::config::StoreConfig;
 use crate::decision::Gate;
 use crate::mail::LettreMailer;
 use crate::otp::CodeKey;
@@ -24,6 +23,7 @@ use crate::proxy::{GuestGateProxy, ProxyParts};
 use crate::reload::{on_sighup, LivePolicies};
 use crate::session::{load_or_create_key, SessionKeys};
 use crate::shares::Shares;
+use crate::store::StoreConfig;
 use crate::store::{EmbeddedStore, RedisStore, RedisSync, ShareIndex, Store};
 use crate::tls::ReloadableCert;
 
@@ -54,7 +54,7 @@ pub fn check(config: &Config) -> anyhow::Result<Checked> {
     let keys = SessionKeys::from_config(&config.session)?;
     let upstream = resolve(&config.upstream.address)?;
     let mut warnings = Vec::new();
-    if config.mode == crate::config::Mode::Mixed {
+    if config.mode == crate::decision::Mode::Mixed {
         warnings.push(
             "mode = \"mixed\": requests without a guest cookie reach the app as its own users; \
              this protects nothing unless the app authenticates its own users \

@@ -5,15 +5,45 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::SessionConfig;
+use crate::stamp::{random_hex, unix_now};
+
+/// Session cookie and token settings.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Cookie name without prefix (`__Host-` is added when the cookie is Secure).
+    pub cookie_name: String,
+    /// Signing key file; created (0600) on first start if absent.
+    pub key_file: PathBuf,
+    /// Older keys still accepted for verification during a rotation.
+    pub previous_key_files: Vec<PathBuf>,
+    /// `iss` claim.
+    pub issuer: String,
+    /// `aud` claim.
+    pub audience: String,
+    /// Whether the cookie is `Secure` (and `__Host-` prefixed).
+    pub secure_cookie: bool,
+    /// Absolute session lifetime cap.
+    pub max_lifetime: Duration,
+}
+
+impl SessionConfig {
+    /// The cookie name as sent by browsers.
+    pub fn wire_cookie_name(&self) -> String {
+        if self.secure_cookie {
+            format!("__Host-{}", self.cookie_name)
+        } else {
+            self.cookie_name.clone()
+        }
+    }
+}
 
 /// The only algorithm guestgate signs with or accepts.
 const ALG: Algorithm = Algorithm::HS256;
@@ -294,21 +324,6 @@ pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>, KeyFileError> {
         }
     }
     load_key(path)
-}
-
-/// Current unix time in seconds.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// `n` random bytes from the OS CSPRNG, hex-encoded.
-pub fn random_hex(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    rand::rng().fill(&mut b[..]);
-    hex::encode(b)
 }
 
 /// What the `Cookie` headers say about guestgate's cookie.

@@ -5,19 +5,46 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::GuestConfig;
 use crate::mail::{Invitation, Mailer};
 use crate::otp::{self, CodeKey};
 use crate::reload::LivePolicies;
-use crate::session::random_hex;
+use crate::stamp::{random_hex, rfc3339};
 use crate::store::{
     CodeCheck, CodeLimits, IssueOutcome, PendingCode, Share, ShareIndex, ShareStatus, Store,
     StoreError,
 };
+
+/// Guest-facing pages and share/code lifetimes.
+#[derive(Debug, Clone)]
+pub struct GuestConfig {
+    /// Path prefix of guestgate's own pages (`/_guestgate`).
+    pub prefix: String,
+    /// Public origin and base, e.g. `https://cases.example.com` (links, Origin checks).
+    pub public_url: String,
+    /// Where a verified guest lands; `{case}` and `{version}` are filled in.
+    pub landing: String,
+    /// Code lifetime.
+    pub code_lifetime: Duration,
+    /// Share lifetime when the request names none.
+    pub default_share_lifetime: Duration,
+    /// Longest share lifetime accepted.
+    pub max_share_lifetime: Duration,
+    /// Minimum time between two code sends for one share.
+    pub resend_interval: Duration,
+    /// Code sends per share per hour.
+    pub sends_per_hour: usize,
+    /// Code checks per client IP per minute.
+    pub verify_per_ip_per_minute: u32,
+    /// `Host` values guests may use, lower-case (`public_url`'s and `public_hosts`, each
+    /// also with the listener's default port spelled out).
+    pub public_hosts: Vec<String>,
+    /// `Lax` or `Strict`.
+    pub same_site: &'static str,
+}
 
 /// Why a share request is refused; each maps to one API status and reason.
 #[derive(Debug, thiserror::Error)]
@@ -174,11 +201,6 @@ fn check_id(field: &'static str, v: &str) -> Result<(), ShareError> {
             why: "1 to 128 ASCII letters, digits, `.`, `_` or `-`".into(),
         })
     }
-}
-
-/// RFC 3339 from unix seconds.
-pub fn rfc3339(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 
 impl Shares {

@@ -10,6 +10,17 @@ use arc_swap::ArcSwap;
 use pingora::tls::sign::CertifiedKey;
 use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
 
+/// TLS termination for guests.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+    /// Offer HTTP/2 (ALPN h2).
+    pub http2: bool,
+}
+
 /// The certificate served to guests.
 pub struct ReloadableCert {
     cert: PathBuf,

@@ -360,7 +360,8 @@ fn smuggling_shapes_never_reach_the_app_with_or_without_session() {
 
 #[test]
 fn forged_expired_and_unsigned_tokens_are_no_session() {
-    use guestgate::session::{unix_now, Claims, SessionKeys};
+    use guestgate::session::{Claims, SessionKeys};
+    use guestgate::stamp::unix_now;
     let g = Gate::start(Opts {
         mode: "guest-only",
         ..Opts::default()
@@ -448,7 +449,8 @@ fn mixed_mode_passes_non_guests_through_with_owned_headers_stripped() {
 /// cookie: mixed mode never passes it through as one of the app's own users.
 #[test]
 fn a_presented_guest_cookie_is_never_passed_through() {
-    use guestgate::session::{unix_now, Claims, SessionKeys};
+    use guestgate::session::{Claims, SessionKeys};
+    use guestgate::stamp::unix_now;
     let g = Gate::start(Opts::default());
     let other = SessionKeys::new(&[1u8; 32], &[], "guestgate", "guestgate");
     let forged = other.mint(EMAIL, common::grants(&[S42]), 600).unwrap();

@@ -15,8 +15,8 @@ use guestgate::mail::LettreMailer;
 use guestgate::otp::CodeKey;
 use guestgate::policy::PolicySet;
 use guestgate::reload::LivePolicies;
-use guestgate::session::unix_now;
 use guestgate::shares::{NewShare, Shares};
+use guestgate::stamp::unix_now;
 use guestgate::store::{
     CodeCheck, CodeLimits, EmbeddedStore, IssueOutcome, PendingCode, Share, ShareIndex, Store,
     StoreError,

@@ -23,7 +23,7 @@ const LIMITS: CodeLimits = CodeLimits {
 
 // Times are unix seconds near now: Redis expires code keys by its own clock.
 fn now() -> u64 {
-    guestgate::session::unix_now()
+    guestgate::stamp::unix_now()
 }
 
 fn share(id: &str, t: u64) -> Share {

@@ -5,7 +5,8 @@
 
 use std::sync::LazyLock;
 
-use guestgate::session::{unix_now, Claims, SessionKeys, ShareGrant};
+use guestgate::session::{Claims, SessionKeys, ShareGrant};
+use guestgate::stamp::unix_now;
 use libfuzzer_sys::fuzz_target;
 
 static KEYS: LazyLock<SessionKeys> =

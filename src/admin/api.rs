@@ -11,13 +11,33 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::Instrument;
 
-use crate::audit::{timestamp, AdminEvent, AuditSink};
-use crate::config::{ApiKey, Role};
+use crate::audit::{AdminEvent, AuditSink};
 use crate::reload::LivePolicies;
-use crate::session::unix_now;
-use crate::shares::{rfc3339, EmailOutcome, NewShare, ShareError, ShareFilter, Shares};
+use crate::shares::{EmailOutcome, NewShare, ShareError, ShareFilter, Shares};
+use crate::stamp::unix_now;
+use crate::stamp::{rfc3339, timestamp};
 use crate::store::Share;
 use crate::target::CanonicalTarget;
+
+/// An admin API key role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Create, read and revoke shares; no organisation-wide guest listing or revocation.
+    Sharer,
+}
+
+/// One admin API key (its SHA-256, never the key).
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    /// Name shown in audit events as the actor.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// SHA-256 of the key, 32 bytes.
+    pub sha256: [u8; 32],
+}
 
 /// Every route the API serves, as (method, OpenAPI path). `docs/openapi.json` must list
 /// exactly these (a test checks both directions), and a test calls each one.

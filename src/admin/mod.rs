@@ -100,7 +100,7 @@ impl ServeHttp for AdminApp {
             "/metrics" => {
                 let m = crate::metrics::get();
                 let index = self.readiness.index();
-                let (pending, active, revoked, expired) = index.counts(crate::session::unix_now());
+                let (pending, active, revoked, expired) = index.counts(crate::stamp::unix_now());
                 for (status, n) in [
                     ("pending", pending),
                     ("active", active),
@@ -135,7 +135,7 @@ impl ServeHttp for AdminApp {
                     );
                 };
                 let req = session.req_header();
-                let request_id = crate::session::random_hex(8);
+                let request_id = crate::stamp::random_hex(8);
                 let call = api::Call {
                     method: req.method.as_str(),
                     target: req.raw_path(),

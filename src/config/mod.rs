@@ -11,77 +11,16 @@ use std::time::Duration;
 
 use http::HeaderName;
 
+use crate::admin::api::{ApiKey, Role};
+use crate::audit::AuditConfig;
+use crate::decision::Mode;
+use crate::proxy::UpstreamConfig;
+use crate::session::SessionConfig;
+use crate::shares::GuestConfig;
+use crate::store::StoreConfig;
+use crate::tls::TlsConfig;
 use crate::toml_source::{Source, SourceError, SourceErrors};
 use raw::RawConfig;
-
-/// What happens to requests that carry no valid guest session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// They pass through untouched (the app's own users share the host).
-    Mixed,
-    /// They are denied (a host dedicated to guests).
-    GuestOnly,
-}
-
-/// Where the app is.
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    /// `host:port`.
-    pub address: String,
-    /// The `Host` allowed guest requests carry to the app (never the client's).
-    pub host: String,
-    /// Whether the app reads chunked request bodies; when not, they are refused (411).
-    pub chunked_request_bodies: bool,
-    /// Connect with TLS.
-    pub tls: bool,
-    /// SNI when `tls`.
-    pub sni: String,
-    /// Connect timeout.
-    pub connect_timeout: Duration,
-    /// Read timeout.
-    pub read_timeout: Duration,
-}
-
-/// Session cookie and token settings.
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    /// Cookie name without prefix (`__Host-` is added when the cookie is Secure).
-    pub cookie_name: String,
-    /// Signing key file; created (0600) on first start if absent.
-    pub key_file: PathBuf,
-    /// Older keys still accepted for verification during a rotation.
-    pub previous_key_files: Vec<PathBuf>,
-    /// `iss` claim.
-    pub issuer: String,
-    /// `aud` claim.
-    pub audience: String,
-    /// Whether the cookie is `Secure` (and `__Host-` prefixed).
-    pub secure_cookie: bool,
-    /// Absolute session lifetime cap.
-    pub max_lifetime: Duration,
-}
-
-impl SessionConfig {
-    /// The cookie name as sent by browsers.
-    pub fn wire_cookie_name(&self) -> String {
-        if self.secure_cookie {
-            format!("__Host-{}", self.cookie_name)
-        } else {
-            self.cookie_name.clone()
-        }
-    }
-}
-
-/// Audit stream settings.
-#[derive(Debug, Clone)]
-pub struct AuditConfig {
-    /// File to append to; `None` = standard output.
-    pub path: Option<PathBuf>,
-    /// How often buffered lines are flushed (the durability bound).
-    pub flush_interval: Duration,
-    /// Whether non-guest requests passed through in mixed mode are audited too.
-    pub include_pass_through: bool,
-}
 
 /// Log output settings.
 #[derive(Debug, Clone)]
@@ -90,63 +29,6 @@ pub struct LogConfig {
     pub json: bool,
     /// Default filter directive (overridden by `RUST_LOG`).
     pub level: String,
-}
-
-/// An admin API key role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Everything.
-    Admin,
-    /// Create, read and revoke shares; no organisation-wide guest listing or revocation.
-    Sharer,
-}
-
-/// One admin API key (its SHA-256, never the key).
-#[derive(Debug, Clone)]
-pub struct ApiKey {
-    /// Name shown in audit events as the actor.
-    pub name: String,
-    /// Role.
-    pub role: Role,
-    /// SHA-256 of the key, 32 bytes.
-    pub sha256: [u8; 32],
-}
-
-/// Which share store, and its settings.
-#[derive(Debug, Clone)]
-pub enum StoreConfig {
-    /// One redb file (one instance).
-    Embedded(PathBuf),
-    /// Redis shared by every replica.
-    Redis(crate::store::RedisConfig),
-}
-
-/// Guest-facing pages and share/code lifetimes.
-#[derive(Debug, Clone)]
-pub struct GuestConfig {
-    /// Path prefix of guestgate's own pages (`/_guestgate`).
-    pub prefix: String,
-    /// Public origin and base, e.g. `https://cases.example.com` (links, Origin checks).
-    pub public_url: String,
-    /// Where a verified guest lands; `{case}` and `{version}` are filled in.
-    pub landing: String,
-    /// Code lifetime.
-    pub code_lifetime: Duration,
-    /// Share lifetime when the request names none.
-    pub default_share_lifetime: Duration,
-    /// Longest share lifetime accepted.
-    pub max_share_lifetime: Duration,
-    /// Minimum time between two code sends for one share.
-    pub resend_interval: Duration,
-    /// Code sends per share per hour.
-    pub sends_per_hour: usize,
-    /// Code checks per client IP per minute.
-    pub verify_per_ip_per_minute: u32,
-    /// `Host` values guests may use, lower-case (`public_url`'s and `public_hosts`, each
-    /// also with the listener's default port spelled out).
-    pub public_hosts: Vec<String>,
-    /// `Lax` or `Strict`.
-    pub same_site: &'static str,
 }
 
 /// Validated configuration.
@@ -196,17 +78,6 @@ pub struct Config {
     pub mail: crate::mail::MailTransport,
     /// TLS to guests, when configured.
     pub tls: Option<TlsConfig>,
-}
-
-/// TLS termination for guests.
-#[derive(Debug, Clone)]
-pub struct TlsConfig {
-    /// PEM certificate chain.
-    pub cert_file: PathBuf,
-    /// PEM private key.
-    pub key_file: PathBuf,
-    /// Offer HTTP/2 (ALPN h2).
-    pub http2: bool,
 }
 
 impl Config {

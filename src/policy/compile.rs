@@ -8,25 +8,16 @@ use http::{HeaderName, HeaderValue};
 use regex::{Regex, RegexSet};
 
 use super::parse::{RawProfile, RawRule};
+use crate::header_names::HOP_BY_HOP;
 use crate::toml_source::{Source, SourceError};
 
 /// Methods a rule may name. Anything else is a typo, not a method the app serves.
 const KNOWN_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
-/// Headers a profile may not set or remove: framing, routing and guestgate's own cookie
-/// travel through other code paths, and letting a policy touch them would open smuggling.
-const PROTECTED_HEADERS: &[&str] = &[
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-    "cookie",
-];
+/// Headers a profile may not set or remove, besides the hop-by-hop ones: routing,
+/// framing and guestgate's own cookie travel through other code paths, and letting a
+/// policy touch them would open smuggling.
+const PROTECTED_HEADERS: &[&str] = &["host", "content-length", "cookie"];
 
 /// A value a template can name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,7 +256,7 @@ pub fn compile_profile(raw: RawProfile, src: &Source) -> Result<Profile, Vec<Sou
 fn header_name(name: &str) -> Result<HeaderName, String> {
     let h = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| format!("`{name}` is not a valid header name"))?;
-    if PROTECTED_HEADERS.contains(&h.as_str()) {
+    if PROTECTED_HEADERS.contains(&h.as_str()) || HOP_BY_HOP.contains(&h.as_str()) {
         return Err(format!(
             "header `{name}` is managed by guestgate and cannot be set or removed by a profile"
         ));

@@ -10,9 +10,11 @@ use pingora::Result;
 
 use super::pages::{self, Challenge, HeldShare};
 use super::response;
-use crate::config::{GuestConfig, SessionConfig};
+use crate::session::SessionConfig;
 use crate::session::{self, CookieLookup, SessionKeys, ShareGrant};
-use crate::shares::{rfc3339, EmailOutcome, Shares};
+use crate::shares::GuestConfig;
+use crate::shares::{EmailOutcome, Shares};
+use crate::stamp::rfc3339;
 use crate::store::{CodeCheck, Share};
 
 /// Largest form body accepted on guest routes.

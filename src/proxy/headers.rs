@@ -6,96 +6,46 @@ use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::HeaderName;
 use pingora::http::RequestHeader;
 
-use crate::framing::{same_header, Body};
+use crate::framing::Body;
+use crate::header_names::{is_stripped_for_guests, OwnedHeaders};
 use crate::session;
 
-/// Headers removed from every guest request: URL overrides some frameworks trust,
-/// client-identity headers guestgate cannot vouch for, and hop-by-hop headers (so a
-/// `Connection: X-Guest-Email` cannot make a later hop drop what guestgate adds).
-const GUEST_STRIP: &[&str] = &[
-    "x-original-url",
-    "x-rewrite-url",
-    "x-original-uri",
-    "x-envoy-original-path",
-    "forwarded",
-    "x-real-ip",
-    "x-client-ip",
-    "true-client-ip",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-authorization",
-];
-/// Any header starting with this is removed from guest requests (`X-Forwarded-For`,
-/// `-Host`, `-Proto`, `-Prefix`, `-Uri`, ...).
-const GUEST_STRIP_PREFIX: &str = "x-forwarded-";
-
-/// Which headers guestgate owns, and its cookie.
-#[derive(Debug, Clone)]
-pub struct HeaderRules {
-    owned: Vec<String>,
-    cookie_name: String,
+/// For every request: drops guestgate's cookie (any spelling) and any incoming copy of a
+/// header guestgate owns.
+pub fn strip_owned(req: &mut RequestHeader, owned: &OwnedHeaders) {
+    remove_where(req, |n| owned.owns(n));
+    let cookies: Vec<Vec<u8>> = req
+        .headers
+        .get_all("cookie")
+        .iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
+    if cookies.is_empty() {
+        return;
+    }
+    req.remove_header("cookie");
+    for c in cookies {
+        if let Some(kept) = session::strip_cookie(&c, owned.cookie()) {
+            // A value built from a valid header value minus a cookie stays valid.
+            let _ = req.append_header("cookie", kept);
+        }
+    }
 }
 
-impl HeaderRules {
-    /// Owned = every header a profile sets plus the configured extras.
-    pub fn new(owned: impl IntoIterator<Item = HeaderName>, cookie_name: &str) -> Self {
-        // HeaderName is already lower-case; a profile's header with `_` is refused at load.
-        let mut owned: Vec<String> = owned
-            .into_iter()
-            .map(|h| h.as_str().replace('_', "-"))
-            .collect();
-        owned.sort();
-        owned.dedup();
-        Self {
-            owned,
-            cookie_name: cookie_name.to_string(),
-        }
-    }
+/// For guest requests only: drops URL-override, client-identity and hop-by-hop headers.
+pub fn strip_for_guest(req: &mut RequestHeader) {
+    remove_where(req, is_stripped_for_guests);
+}
 
-    /// For every request: drop guestgate's cookie and any incoming owned header.
-    pub fn strip_owned(&self, req: &mut RequestHeader) {
-        self.remove_where(req, |n| self.owned.iter().any(|o| same_header(n, o)));
-        let cookies: Vec<Vec<u8>> = req
-            .headers
-            .get_all("cookie")
-            .iter()
-            .map(|v| v.as_bytes().to_vec())
-            .collect();
-        if cookies.is_empty() {
-            return;
-        }
-        req.remove_header("cookie");
-        for c in cookies {
-            if let Some(kept) = session::strip_cookie(&c, &self.cookie_name) {
-                // A value built from a valid header value minus a cookie stays valid.
-                let _ = req.append_header("cookie", kept);
-            }
-        }
-    }
-
-    /// For guest requests only: drop URL-override, client-identity and hop headers.
-    pub fn strip_guest(&self, req: &mut RequestHeader) {
-        self.remove_where(req, |n| {
-            GUEST_STRIP.iter().any(|g| same_header(n, g))
-                || (n.len() > GUEST_STRIP_PREFIX.len()
-                    && same_header(&n[..GUEST_STRIP_PREFIX.len()], GUEST_STRIP_PREFIX))
-        });
-    }
-
-    fn remove_where(&self, req: &mut RequestHeader, drop: impl Fn(&[u8]) -> bool) {
-        let doomed: Vec<HeaderName> = req
-            .headers
-            .keys()
-            .filter(|k| drop(k.as_str().as_bytes()))
-            .cloned()
-            .collect();
-        for name in doomed {
-            req.remove_header(&name);
-        }
+fn remove_where(req: &mut RequestHeader, drop: impl Fn(&[u8]) -> bool) {
+    let doomed: Vec<HeaderName> = req
+        .headers
+        .keys()
+        .filter(|k| drop(k.as_str().as_bytes()))
+        .cloned()
+        .collect();
+    for name in doomed {
+        req.remove_header(&name);
     }
 }
 
@@ -134,7 +84,7 @@ mod tests {
 
     #[test]
     fn owned_headers_go_in_every_spelling() {
-        let rules = HeaderRules::new([HeaderName::from_static("x-guest-email")], "gg");
+        let owned = OwnedHeaders::new(["x-guest-email"], "gg");
         let mut r = req(&[
             ("X-Guest-Email", "spoof@x"),
             ("x_guest_email", "spoof@x"),
@@ -142,7 +92,7 @@ mod tests {
             ("x-guest-emails", "kept"),
             ("cookie", "gg=secret; app=1"),
         ]);
-        rules.strip_owned(&mut r);
+        strip_owned(&mut r, &owned);
         assert_eq!(names(&r), ["cookie", "x-guest-emails"]);
         assert_eq!(r.headers.get("cookie").unwrap(), "app=1");
     }
@@ -185,7 +135,6 @@ mod tests {
 
     #[test]
     fn guest_requests_lose_url_client_and_hop_headers() {
-        let rules = HeaderRules::new([], "gg");
         let mut r = req(&[
             ("X-Original-URL", "/admin"),
             ("X-Rewrite-Url", "/admin"),
@@ -197,7 +146,7 @@ mod tests {
             ("Upgrade", "websocket"),
             ("Accept", "text/html"),
         ]);
-        rules.strip_guest(&mut r);
+        strip_for_guest(&mut r);
         assert_eq!(names(&r), ["accept"]);
     }
 }

@@ -10,7 +10,7 @@ pub mod response;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use pingora::http::RequestHeader;
@@ -19,14 +19,33 @@ use pingora::proxy::{ProxyHttp, Session};
 use pingora::Result;
 use tracing::Instrument;
 
-use crate::audit::{timestamp, AuditSink, ChallengeEvent, DecisionEvent};
+use crate::audit::{AuditSink, ChallengeEvent, DecisionEvent};
 use crate::client_addr::TrustedProxies;
-use crate::config::{SessionConfig, UpstreamConfig};
 use crate::decision::{Gate, RequestFacts, Verdict};
 use crate::metrics;
-use crate::session::{random_hex, unix_now};
+use crate::session::SessionConfig;
 use crate::shares::Shares;
+use crate::stamp::{random_hex, timestamp, unix_now};
 use response::Answer;
+
+/// Where the app is, and how requests reach it.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// `host:port`.
+    pub address: String,
+    /// The `Host` allowed guest requests carry to the app (never the client's).
+    pub host: String,
+    /// Whether the app reads chunked request bodies; when not, they are refused (411).
+    pub chunked_request_bodies: bool,
+    /// Connect with TLS.
+    pub tls: bool,
+    /// SNI when `tls`.
+    pub sni: String,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout.
+    pub read_timeout: Duration,
+}
 
 /// Per-request state carried between phases.
 pub struct RequestCtx {
@@ -323,19 +342,16 @@ impl ProxyHttp for GuestGateProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // The owned headers of the policies in force now (they change on reload).
-        let headers = &self.gate.policies.current().headers;
-        headers.strip_owned(upstream_request);
         let body = match &ctx.verdict {
             Some(Verdict::Allow(a)) => a.body,
             Some(Verdict::PassThrough { body, .. }) => *body,
             // Nothing else is forwarded; refuse rather than send unframed.
             _ => return Err(pingora::Error::new(pingora::ErrorType::InternalError)),
         };
-        let method = upstream_request.method.as_str();
-        headers::write_framing(upstream_request, body, crate::framing::is_bodiless(method))?;
+        // The owned headers of the policies in force now (they change on reload).
+        headers::strip_owned(upstream_request, &self.gate.policies.current().owned);
         if let Some(Verdict::Allow(allowed)) = &ctx.verdict {
-            headers.strip_guest(upstream_request);
+            headers::strip_for_guest(upstream_request);
             for name in &allowed.remove_headers {
                 upstream_request.remove_header(name);
             }
@@ -348,6 +364,9 @@ impl ProxyHttp for GuestGateProxy {
             }
             upstream_request.set_uri(allowed.target.clone());
         }
+        // Last, so no strip above can touch them: the framing guestgate parsed.
+        let method = upstream_request.method.as_str();
+        headers::write_framing(upstream_request, body, crate::framing::is_bodiless(method))?;
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }

@@ -2,21 +2,7 @@
 //! locked, signed out, ...) and the list of shares this browser holds. Small, readable,
 //! accessible without JavaScript; every value is escaped.
 
-/// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::html::{esc, page};
 
 /// `g•••@clinic.example`: enough to recognise one's own address, not to harvest it.
 pub fn mask_email(email: &str) -> String {
@@ -27,22 +13,6 @@ pub fn mask_email(email: &str) -> String {
         }
         None => "•••".into(),
     }
-}
-
-fn layout(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>\
-         body{{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1a1a1a}}\
-         h1{{font-size:1.4rem}}label{{display:block;font-weight:600;margin:.5rem 0 .25rem}}\
-         input{{font-size:1.4rem;letter-spacing:.2em;padding:.4rem;width:9rem}}\
-         button{{font-size:1rem;padding:.5rem 1rem;margin-top:.75rem;cursor:pointer}}\
-         .error{{color:#a40000;font-weight:600}}.notice{{color:#1c5e20}}.muted{{color:#555}}\
-         form+form{{margin-top:1.5rem}}table{{border-collapse:collapse}}td,th{{padding:.3rem .8rem .3rem 0;text-align:left}}\
-         </style></head><body><main>{body}</main></body></html>\n",
-        title = esc(title),
-    )
 }
 
 /// What the challenge page shows.
@@ -85,7 +55,7 @@ pub fn challenge(c: &Challenge<'_>) -> String {
     } else {
         ""
     };
-    layout(
+    page(
         "Enter your code",
         &format!(
             "<h1>Case {case}, version {version}</h1>\
@@ -112,7 +82,7 @@ pub fn challenge(c: &Challenge<'_>) -> String {
 
 /// A page with a title and a message.
 pub fn message(title: &str, text: &str) -> String {
-    layout(
+    page(
         title,
         &format!("<h1>{}</h1><p>{}</p>", esc(title), esc(text)),
     )
@@ -152,7 +122,7 @@ pub fn shares(email: &str, held: &[HeldShare<'_>], logout_action: &str) -> Strin
     } else {
         format!("<table><thead><tr><th>Shared with you</th><th>Access</th><th>Expires</th></tr></thead><tbody>{rows}</tbody></table>")
     };
-    layout(
+    page(
         "Cases shared with you",
         &format!(
             "<h1>Cases shared with you</h1><p class=\"muted\">Signed in as {}</p>{list}\

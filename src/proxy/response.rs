@@ -164,14 +164,15 @@ pub async fn send(
         let (title, text) = answer.page(no_session);
         (
             "text/html; charset=utf-8",
-            format!(
-                "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-                 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-                 <title>{title}</title><style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1a1a1a}}\
-                 h1{{font-size:1.4rem}}code{{background:#f2f2f2;padding:.1rem .3rem}}</style></head>\
-                 <body><main><h1>{title}</h1><p>{text}</p>\
-                 <p>If you contact support, quote this reference: <code>{deny_id}</code></p></main></body></html>\n",
-                deny_id = super::pages::esc(deny_id),
+            crate::html::page(
+                title,
+                &format!(
+                    "<h1>{title}</h1><p>{text}</p>\
+                     <p>If you contact support, quote this reference: <code>{deny_id}</code></p>",
+                    title = crate::html::esc(title),
+                    text = crate::html::esc(text),
+                    deny_id = crate::html::esc(deny_id),
+                ),
             ),
         )
     } else {

@@ -8,6 +8,8 @@ mod index;
 mod redis;
 mod redis_link;
 
+use std::path::PathBuf;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +17,15 @@ pub use embedded::EmbeddedStore;
 pub use index::{ShareIndex, ShareState};
 pub use redis::{RedisConfig, RedisEndpoint, RedisStore, RedisSync};
 pub use redis_link::redact_url as redact;
+
+/// Which share store, and its settings.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// One redb file (one instance).
+    Embedded(PathBuf),
+    /// Redis shared by every replica.
+    Redis(RedisConfig),
+}
 
 /// Where a share is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -473,7 +473,7 @@ impl RedisSync {
             .store_errors
             .with_label_values(&["lost_revocation"])
             .inc();
-        let now = crate::session::unix_now();
+        let now = crate::stamp::unix_now();
         match self
             .store
             .revoke(&share.id, "guestgate (lost revocation re-applied)", now)

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use guestgate::session::{load_key, unix_now, SessionKeys, ShareGrant};
+use guestgate::session::{load_key, SessionKeys, ShareGrant};
+use guestgate::stamp::unix_now;
 use guestgate::store::{
     EmbeddedStore, RedisConfig, RedisEndpoint, RedisStore, Share, ShareStatus, Store,
 };
