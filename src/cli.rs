@@ -342,11 +342,12 @@ pub fn policy_explain(
     let t = match CanonicalTarget::parse(target.as_bytes(), 65536) {
         Ok(t) => t,
         Err(e) => {
+            let reason = crate::reason::Reason::from(e);
             return Ok(format!(
                 "decision: reject ({})\nreason:   {}\n",
-                e.status(),
-                e.reason()
-            ))
+                reason.answer().map_or(400, |a| a.status()),
+                reason.label()
+            ));
         }
     };
     if t.has_method_override_key() {
@@ -367,7 +368,7 @@ pub fn policy_explain(
         Err(reason) => format!(
             "decision: deny\nprofile:  {}\nreason:   {}\n",
             p.name,
-            reason.label()
+            crate::reason::Reason::from(reason).label()
         ),
     })
 }

@@ -12,6 +12,8 @@ use http::{HeaderName, HeaderValue};
 use crate::framing::{self, Body};
 use crate::header_names;
 use crate::policy::{Bindings, DenyReason, Scope, Var};
+use crate::reason::{Answer, Reason};
+use crate::refusal::Refusal;
 use crate::reload::LivePolicies;
 use crate::session::{self, CookieLookup, SessionKeys, ShareGrant};
 use crate::store::ShareIndex;
@@ -29,61 +31,77 @@ pub enum Mode {
 /// What guestgate does with a request.
 #[derive(Debug)]
 pub enum Verdict {
-    /// Refused for its shape (framing, host or target): 400, 413, 414, 421 or 501,
-    /// connection closed.
-    Reject {
-        /// HTTP status.
-        status: u16,
-        /// Fixed reason label.
-        reason: &'static str,
-        /// The guest, when the request carried a valid session.
-        guest: Option<Guest>,
+    /// Allowed for a guest: forwarded with guestgate's headers and canonical target.
+    Allow(Box<AllowedRequest>),
+    /// Not a guest request (no guestgate cookie) in mixed mode: forwarded with
+    /// guestgate's owned headers stripped and its framing rewritten.
+    Pass {
+        /// The body, framed by guestgate.
+        body: Body,
     },
-    /// Denied by policy (or no session in guest-only mode): 403.
-    Deny {
-        /// Fixed reason label.
-        reason: &'static str,
-        /// The guest, when known.
-        guest: Option<Guest>,
+    /// Refused: guestgate answers, nothing reaches the app.
+    Refuse {
+        /// Why (its answer gives the status and page).
+        reason: Reason,
+        /// The guest, when the request carried a valid session.
+        guest: Option<Box<Guest>>,
         /// Canonical decoded path, when the target was canonical.
         path: Option<String>,
         /// The body the request announced (never read: the connection is then closed).
         body: Body,
     },
-    /// Not a guest request (no guestgate cookie); mixed mode forwards it with guestgate's
-    /// owned headers stripped and its framing rewritten.
-    PassThrough {
-        /// Always `no_session`.
-        reason: &'static str,
-        /// The body, framed by guestgate.
-        body: Body,
-    },
-    /// Allowed for a guest.
-    Allow(Box<AllowedRequest>),
-    /// A guest request while share state is stale: 503, fail closed.
-    Unavailable,
 }
 
 impl Verdict {
-    /// `allow`, `deny`, `reject` or `pass`.
-    pub fn decision(&self) -> &'static str {
-        match self {
-            Self::Reject { .. } => "reject",
-            Self::Deny { .. } => "deny",
-            Self::PassThrough { .. } => "pass",
-            Self::Allow(_) => "allow",
-            Self::Unavailable => "unavailable",
+    /// A refusal for a reason, before anything about the guest is known.
+    fn refuse(reason: impl Into<Reason>, body: Body) -> Self {
+        Self::Refuse {
+            reason: reason.into(),
+            guest: None,
+            path: None,
+            body,
         }
     }
 
-    /// The fixed reason label.
-    pub fn reason(&self) -> &'static str {
+    /// The fixed reason.
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::Reject { reason, .. }
-            | Self::Deny { reason, .. }
-            | Self::PassThrough { reason, .. } => reason,
-            Self::Allow(_) => "rule",
-            Self::Unavailable => "store_stale",
+            Self::Allow(_) => Reason::Rule,
+            Self::Pass { .. } => Reason::NoSession,
+            Self::Refuse { reason, .. } => *reason,
+        }
+    }
+
+    /// The audit decision: `allow`, `pass`, `deny`, `reject` or `unavailable`.
+    pub fn decision(&self) -> &'static str {
+        match self {
+            Self::Allow(_) => "allow",
+            Self::Pass { .. } => "pass",
+            Self::Refuse { reason, .. } => reason.answer().map_or("deny", |a| a.decision()),
+        }
+    }
+
+    /// How guestgate answers a refused request (`None` when it is forwarded): the one
+    /// mapping from verdict to status, page and connection handling.
+    pub fn refusal(&self) -> Option<Refusal> {
+        let Self::Refuse { reason, body, .. } = self else {
+            return None;
+        };
+        let answer = reason.answer().unwrap_or(Answer::Forbidden);
+        Some(Refusal {
+            answer,
+            reason: *reason,
+            // An unread body must not be taken for the next request on the connection.
+            close: answer.closes() || body.is_some(),
+        })
+    }
+
+    /// The guest a verdict is about, if the request carried a valid session.
+    pub fn guest(&self) -> Option<&Guest> {
+        match self {
+            Self::Allow(a) => Some(&a.guest),
+            Self::Refuse { guest, .. } => guest.as_deref(),
+            Self::Pass { .. } => None,
         }
     }
 }
@@ -197,13 +215,13 @@ enum Miss {
     ShareInactive,
 }
 
-impl Miss {
-    fn label(self) -> &'static str {
-        match self {
-            Self::ShareInactive => "share_inactive",
-            Self::ShareExpired => "share_expired",
-            Self::ProfileUnknown => "profile_unknown",
-            Self::Policy(r) => r.label(),
+impl From<Miss> for Reason {
+    fn from(m: Miss) -> Self {
+        match m {
+            Miss::ShareInactive => Reason::ShareInactive,
+            Miss::ShareExpired => Reason::ShareExpired,
+            Miss::ProfileUnknown => Reason::ProfileUnknown,
+            Miss::Policy(r) => r.into(),
         }
     }
 }
@@ -211,14 +229,9 @@ impl Miss {
 impl Gate {
     /// Decides one request.
     pub fn decide(&self, facts: &RequestFacts<'_>, now: u64) -> Verdict {
-        let reject = |e: framing::FramingError, guest| Verdict::Reject {
-            status: e.status(),
-            reason: e.reason(),
-            guest,
-        };
         let head = match framing::inspect(facts.raw_head, facts.http2, self.max_content_length) {
             Ok(h) => h,
-            Err(e) => return reject(e, None),
+            Err(e) => return Verdict::refuse(e, Body::None),
         };
         let body = if facts.http2 {
             match (facts.frames_carry_body, head.body) {
@@ -230,7 +243,7 @@ impl Gate {
             head.body
         };
         if body == Body::Chunked && !self.chunked_bodies {
-            return reject(framing::FramingError::LengthRequired, None);
+            return Verdict::refuse(framing::FramingError::LengthRequired, body);
         }
         let body_refused = body.is_some() && framing::is_bodiless(facts.method);
 
@@ -241,45 +254,30 @@ impl Gate {
         );
         if presented == CookieLookup::Absent {
             if body_refused && !self.forward_bodiless_bodies {
-                return reject(framing::FramingError::BodyOnBodilessMethod, None);
+                return Verdict::refuse(framing::FramingError::BodyOnBodilessMethod, body);
             }
             return match self.mode {
-                Mode::Mixed => Verdict::PassThrough {
-                    reason: "no_session",
-                    body,
-                },
-                Mode::GuestOnly => Verdict::Deny {
-                    reason: "no_session",
-                    guest: None,
-                    path: None,
-                    body,
-                },
+                Mode::Mixed => Verdict::Pass { body },
+                Mode::GuestOnly => Verdict::refuse(Reason::NoSession, body),
             };
         }
         // From here on this is a guest request, whatever state its cookie is in.
         if body_refused {
-            return reject(framing::FramingError::BodyOnBodilessMethod, None);
+            return Verdict::refuse(framing::FramingError::BodyOnBodilessMethod, body);
         }
         let claims = match presented {
-            CookieLookup::One(token) => self.keys.verify(token).map_err(|e| e.reason()),
-            CookieLookup::Misnamed => Err("session_misnamed"),
-            _ => Err("session_ambiguous"),
+            CookieLookup::One(token) => self.keys.verify(token).map_err(Reason::from),
+            CookieLookup::Misnamed => Err(Reason::SessionMisnamed),
+            _ => Err(Reason::SessionAmbiguous),
         };
         let claims = match claims {
             Ok(c) => c,
-            Err(reason) => {
-                return Verdict::Deny {
-                    reason,
-                    guest: None,
-                    path: None,
-                    body,
-                }
-            }
+            Err(reason) => return Verdict::refuse(reason, body),
         };
         if !self.index.is_fresh() {
             // The shared store has been out of reach longer than the bound: a revocation
             // may be unseen, so no guest request is served on this state.
-            return Verdict::Unavailable;
+            return Verdict::refuse(Reason::StoreStale, body);
         }
         let mut guest = Guest {
             email: claims.sub,
@@ -289,26 +287,28 @@ impl Gate {
         };
         let host = head.host.or(facts.authority).unwrap_or_default();
         if !self.is_public_host(host) {
-            return Verdict::Reject {
-                status: 421,
-                reason: "host_not_public",
-                guest: Some(guest),
+            return Verdict::Refuse {
+                reason: Reason::HostNotPublic,
+                guest: Some(Box::new(guest)),
+                path: None,
+                body,
             };
         }
 
         let target = match CanonicalTarget::parse(head.target, self.max_target_length) {
             Ok(t) => t,
             Err(e) => {
-                return Verdict::Reject {
-                    status: e.status(),
-                    reason: e.reason(),
-                    guest: Some(guest),
+                return Verdict::Refuse {
+                    reason: e.into(),
+                    guest: Some(Box::new(guest)),
+                    path: None,
+                    body,
                 }
             }
         };
-        let deny = |reason, guest| Verdict::Deny {
+        let deny = |reason: Reason, guest| Verdict::Refuse {
             reason,
-            guest: Some(guest),
+            guest: Some(Box::new(guest)),
             path: Some(target.path.clone()),
             body,
         };
@@ -318,7 +318,7 @@ impl Gate {
                 .iter()
                 .any(|n| header_names::is_method_override(n.as_bytes()))
         {
-            return deny("method_override", guest);
+            return deny(Reason::MethodOverride, guest);
         }
 
         // A session none of whose shares can be used any more has ended, wherever it goes.
@@ -335,9 +335,9 @@ impl Gate {
                 .or(claims.shares.first())
                 .cloned();
             let reason = if all_expired {
-                "share_expired"
+                Reason::ShareExpired
             } else {
-                "share_inactive"
+                Reason::ShareInactive
             };
             return deny(reason, guest);
         }
@@ -364,7 +364,7 @@ impl Gate {
                             let forward = target.to_target_with_path(path);
                             let Ok(uri) = forward.parse::<http::Uri>() else {
                                 // Canonical targets always parse; refuse rather than guess if not.
-                                return deny("target_unforwardable", guest);
+                                return deny(Reason::TargetUnforwardable, guest);
                             };
                             let bindings = IdentityBindings {
                                 email: &guest.email,
@@ -375,7 +375,7 @@ impl Gate {
                             for (name, template) in &profile.set_headers {
                                 match HeaderValue::from_str(&template.render(&bindings)) {
                                     Ok(v) => set_headers.push((name.clone(), v)),
-                                    Err(_) => return deny("header_value_invalid", guest),
+                                    Err(_) => return deny(Reason::HeaderValueInvalid, guest),
                                 }
                             }
                             guest.share = Some(share.clone());
@@ -398,7 +398,7 @@ impl Gate {
                 }
             }
         }
-        let reason = closest.map_or("no_rule", |(m, _)| m.label());
+        let reason = closest.map_or(Reason::NoRule, |(m, _)| m.into());
         guest.share = closest.map(|(_, s)| s.clone());
         deny(reason, guest)
     }
@@ -408,5 +408,373 @@ impl Gate {
         self.public_hosts
             .iter()
             .any(|h| h.as_bytes().eq_ignore_ascii_case(host))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicySet;
+    use crate::stamp::unix_now;
+    use crate::store::{Share, ShareStatus};
+
+    const EMAIL: &str = "g@x.test";
+
+    fn share(id: &str, case: &str, status: ShareStatus) -> Share {
+        Share {
+            id: id.into(),
+            email: EMAIL.into(),
+            case: case.into(),
+            version: "3".into(),
+            profile: "view-only".into(),
+            created_by: "t".into(),
+            created_at: 0,
+            expires_at: unix_now() + 3600,
+            status,
+            accepted_at: None,
+            revoked_at: None,
+            revoked_by: None,
+            failures: 0,
+            locked: false,
+            sends: vec![],
+        }
+    }
+
+    /// A gate over the shipped policies with shares s1 (case 42, active) and s2 (case 43,
+    /// revoked); `stale` makes the index one that never heard from its store.
+    fn gate(mode: Mode, stale: bool) -> Gate {
+        let set =
+            PolicySet::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let index = if stale {
+            ShareIndex::with_staleness_bound(Some(std::time::Duration::from_secs(1)))
+        } else {
+            ShareIndex::default()
+        };
+        index.upsert(&share("s1", "42", ShareStatus::Active));
+        index.upsert(&share("s2", "43", ShareStatus::Revoked));
+        Gate {
+            mode,
+            max_target_length: 4096,
+            max_content_length: 1 << 20,
+            forward_bodiless_bodies: false,
+            chunked_bodies: true,
+            public_hosts: vec!["cases.example".into()],
+            cookie_name: "gg".into(),
+            wire_cookie_name: "gg".into(),
+            keys: SessionKeys::new(&[7u8; 32], &[], "guestgate", "guestgate"),
+            policies: Arc::new(LivePolicies::fixed(set, "gg")),
+            index: Arc::new(index),
+        }
+    }
+
+    fn token(g: &Gate, shares: &[(&str, &str)], exp_in: i64) -> String {
+        let grants = shares
+            .iter()
+            .map(|(id, case)| ShareGrant {
+                id: id.to_string(),
+                case: case.to_string(),
+                version: "3".into(),
+                profile: "view-only".into(),
+                exp: unix_now() + 3600,
+            })
+            .collect();
+        let t = g
+            .keys
+            .mint(EMAIL, grants, 600)
+            .unwrap_or_else(|e| panic!("{e}"));
+        if exp_in >= 0 {
+            return t;
+        }
+        let mut c = g.keys.verify(&t).unwrap_or_else(|e| panic!("{e}"));
+        c.exp = unix_now().saturating_sub(exp_in.unsigned_abs());
+        g.keys.sign(&c).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// One case: the head's lines (request line first), and the expected decision and reason.
+    fn decide(g: &Gate, lines: &[&str], h2_body: bool) -> (&'static str, &'static str) {
+        let mut raw = lines.join("\r\n");
+        raw.push_str("\r\n\r\n");
+        let method = lines[0].split(' ').next().unwrap_or("");
+        let cookies: Vec<&[u8]> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("Cookie: "))
+            .map(str::as_bytes)
+            .collect();
+        let header_names: Vec<String> = lines[1..]
+            .iter()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, _)| k.to_ascii_lowercase())
+            .collect();
+        let facts = RequestFacts {
+            raw_head: raw.as_bytes(),
+            method,
+            cookies,
+            header_names: header_names.iter().map(String::as_str).collect(),
+            http2: lines[0].ends_with("HTTP/2"),
+            authority: lines[0]
+                .ends_with("HTTP/2")
+                .then_some(&b"cases.example"[..]),
+            frames_carry_body: h2_body,
+        };
+        let v = g.decide(&facts, unix_now());
+        (v.decision(), v.reason().label())
+    }
+
+    #[test]
+    fn the_pipeline_table() {
+        let mixed = gate(Mode::Mixed, false);
+        let only = gate(Mode::GuestOnly, false);
+        let stale = gate(Mode::Mixed, true);
+        let s1 = format!("Cookie: gg={}", token(&mixed, &[("s1", "42")], 0));
+        let s2 = format!("Cookie: gg={}", token(&mixed, &[("s2", "43")], 0));
+        let both = format!(
+            "Cookie: gg={}",
+            token(&mixed, &[("s2", "43"), ("s1", "42")], 0)
+        );
+        let expired = format!("Cookie: gg={}", token(&mixed, &[("s1", "42")], -60));
+        let misnamed = s1.replace("gg=", "GG=");
+        let twice = format!("{s1}; gg=x");
+        let doc = "GET /api/cases/42/versions/3/documents HTTP/1.1";
+        let host = "Host: cases.example";
+        type Case<'a> = (&'a Gate, Vec<&'a str>, bool, (&'a str, &'a str));
+        let table: Vec<Case<'_>> = vec![
+            // no cookie: the app's own users in mixed mode, refused in guest-only mode
+            (&mixed, vec![doc, host], false, ("pass", "no_session")),
+            (&only, vec![doc, host], false, ("deny", "no_session")),
+            // framing comes first, for everyone
+            (
+                &mixed,
+                vec![
+                    "POST /x HTTP/1.1",
+                    host,
+                    "Content-Length: 3",
+                    "Transfer-Encoding: chunked",
+                ],
+                false,
+                ("reject", "framing_cl_and_te"),
+            ),
+            (
+                &mixed,
+                vec!["POST /x HTTP/1.1", host, "Content-Length: 3, 3"],
+                false,
+                ("reject", "framing_content_length_invalid"),
+            ),
+            (
+                &mixed,
+                vec!["GET /x HTTP/1.1", host, "Content-Length: 3"],
+                false,
+                ("reject", "framing_body_on_bodiless_method"),
+            ),
+            (
+                &mixed,
+                vec!["POST /x HTTP/1.1", host, "Transfer-Encoding: gzip, chunked"],
+                false,
+                ("reject", "framing_transfer_encoding_unsupported"),
+            ),
+            (
+                &mixed,
+                vec!["POST /x HTTP/1.1", host, "Content-Length: 2000000"],
+                false,
+                ("reject", "framing_content_length_too_large"),
+            ),
+            (
+                &mixed,
+                vec![doc, host, &s1, "Content-Length: 3"],
+                false,
+                ("reject", "framing_body_on_bodiless_method"),
+            ),
+            (
+                &mixed,
+                vec!["GET /api/cases/42/versions/3/documents HTTP/2", &s1],
+                true,
+                ("reject", "framing_body_on_bodiless_method"),
+            ),
+            (
+                &mixed,
+                vec!["GET /api/cases/42/versions/3/documents HTTP/2", &s1],
+                false,
+                ("allow", "rule"),
+            ),
+            // a presented cookie is a guest request in every state
+            (&mixed, vec![doc, host, &s1], false, ("allow", "rule")),
+            (
+                &mixed,
+                vec![doc, host, &misnamed],
+                false,
+                ("deny", "session_misnamed"),
+            ),
+            (
+                &mixed,
+                vec![doc, host, &twice],
+                false,
+                ("deny", "session_ambiguous"),
+            ),
+            (
+                &mixed,
+                vec![doc, host, &expired],
+                false,
+                ("deny", "session_expired"),
+            ),
+            (
+                &mixed,
+                vec![doc, host, "Cookie: gg=junk"],
+                false,
+                ("deny", "session_malformed"),
+            ),
+            (
+                &mixed,
+                vec!["GET /settings HTTP/1.1", host, &s2],
+                false,
+                ("deny", "share_inactive"),
+            ),
+            (
+                &mixed,
+                vec![
+                    "GET /api/cases/43/versions/3/documents HTTP/1.1",
+                    host,
+                    &both,
+                ],
+                false,
+                ("deny", "share_inactive"),
+            ),
+            // host, target, overrides, policy
+            (
+                &mixed,
+                vec![doc, "Host: evil.example", &s1],
+                false,
+                ("reject", "host_not_public"),
+            ),
+            (
+                &mixed,
+                vec!["GET /api/cases/42/versions/3/%2e%2e/x HTTP/1.1", host, &s1],
+                false,
+                ("reject", "target_dot_segment"),
+            ),
+            (
+                &mixed,
+                vec!["GET /api/cases/42/versions/3/... HTTP/1.1", host, &s1],
+                false,
+                ("reject", "target_dot_like_segment"),
+            ),
+            (
+                &mixed,
+                vec![doc, host, &s1, "X_HTTP_Method_Override: DELETE"],
+                false,
+                ("deny", "method_override"),
+            ),
+            (
+                &mixed,
+                vec!["GET /api/cases/43/versions/3/documents HTTP/1.1", host, &s1],
+                false,
+                ("deny", "scope_mismatch"),
+            ),
+            (
+                &mixed,
+                vec![
+                    "DELETE /api/cases/42/versions/3/documents/1 HTTP/1.1",
+                    host,
+                    &s1,
+                ],
+                false,
+                ("deny", "method_not_allowed"),
+            ),
+            (
+                &mixed,
+                vec!["GET /settings HTTP/1.1", host, &s1],
+                false,
+                ("deny", "no_rule"),
+            ),
+            // shared state that cannot be confirmed fails closed, for guests only
+            (
+                &stale,
+                vec![doc, host, &s1],
+                false,
+                ("unavailable", "store_stale"),
+            ),
+            (&stale, vec![doc, host], false, ("pass", "no_session")),
+        ];
+        for (g, lines, h2_body, want) in &table {
+            assert_eq!(decide(g, lines, *h2_body), *want, "{lines:?}");
+        }
+    }
+
+    #[test]
+    fn settings_that_shape_framing() {
+        let mut g = gate(Mode::Mixed, false);
+        g.forward_bodiless_bodies = true;
+        let get_body = [
+            "GET /x HTTP/1.1",
+            "Host: cases.example",
+            "Content-Length: 3",
+        ];
+        assert_eq!(decide(&g, &get_body, false), ("pass", "no_session"));
+        let s1 = format!("Cookie: gg={}", token(&g, &[("s1", "42")], 0));
+        let guest_body = [
+            "GET /api/cases/42/versions/3/documents HTTP/1.1",
+            "Host: cases.example",
+            &s1,
+            "Content-Length: 3",
+        ];
+        assert_eq!(
+            decide(&g, &guest_body, false),
+            ("reject", "framing_body_on_bodiless_method")
+        );
+        g.chunked_bodies = false;
+        let chunked = [
+            "POST /x HTTP/1.1",
+            "Host: cases.example",
+            "Transfer-Encoding: chunked",
+        ];
+        assert_eq!(
+            decide(&g, &chunked, false),
+            ("reject", "framing_length_required")
+        );
+    }
+
+    #[test]
+    fn refusals_close_when_a_body_is_unread() {
+        let g = gate(Mode::Mixed, false);
+        let s1 = format!("Cookie: gg={}", token(&g, &[("s1", "42")], 0));
+        let run = |lines: &[&str]| {
+            let mut raw = lines.join("\r\n");
+            raw.push_str("\r\n\r\n");
+            let cookies: Vec<&[u8]> = lines
+                .iter()
+                .filter_map(|l| l.strip_prefix("Cookie: "))
+                .map(str::as_bytes)
+                .collect();
+            let facts = RequestFacts {
+                raw_head: raw.as_bytes(),
+                method: lines[0].split(' ').next().unwrap_or(""),
+                cookies,
+                header_names: vec![],
+                http2: false,
+                authority: None,
+                frames_carry_body: false,
+            };
+            g.decide(&facts, unix_now()).refusal()
+        };
+        let denied_post = run(&[
+            "POST /settings HTTP/1.1",
+            "Host: cases.example",
+            &s1,
+            "Content-Length: 3",
+        ]);
+        assert_eq!(
+            denied_post.map(|r| (r.answer.status(), r.close)),
+            Some((403, true))
+        );
+        let denied_get = run(&["GET /settings HTTP/1.1", "Host: cases.example", &s1]);
+        assert_eq!(
+            denied_get.map(|r| (r.answer.status(), r.close)),
+            Some((403, false))
+        );
+        let rejected = run(&["GET /a/%2e%2e HTTP/1.1", "Host: cases.example", &s1]);
+        assert_eq!(
+            rejected.map(|r| (r.answer.status(), r.close)),
+            Some((400, true))
+        );
+        assert!(run(&["GET /x HTTP/1.1", "Host: cases.example"]).is_none());
     }
 }

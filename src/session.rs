@@ -111,19 +111,6 @@ pub enum SessionError {
     NoShares,
 }
 
-impl SessionError {
-    /// Fixed reason label.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::Malformed => "session_malformed",
-            Self::UnknownKey => "session_unknown_key",
-            Self::Invalid => "session_invalid",
-            Self::Expired => "session_expired",
-            Self::NoShares => "session_no_shares",
-        }
-    }
-}
-
 /// Signing and verification keys.
 pub struct SessionKeys {
     kid: String,
@@ -360,6 +347,9 @@ pub fn is_session_cookie(name: &str, base: &str) -> bool {
 
 /// Finds guestgate's cookie (`base`, in any spelling, see [`is_session_cookie`]) across
 /// all `Cookie` header values; only the exact name guestgate sets (`wire`) holds a session.
+/// Pairs are separated by `;`; a copy hidden behind a `,` (`a=1, guestgate_session=…`,
+/// which RFC 2109-style parsers such as Python's read as two cookies) is a second,
+/// misnamed copy, never no copy.
 pub fn find_cookie<'a>(
     values: impl Iterator<Item = &'a [u8]>,
     base: &str,
@@ -375,16 +365,27 @@ pub fn find_cookie<'a>(
             continue;
         };
         for pair in v.split(';') {
-            if let Some((k, val)) = pair.split_once('=') {
-                if is_session_cookie(k, base) {
-                    found = match found {
-                        CookieLookup::Absent if k.trim_start_matches(' ') == wire => {
-                            CookieLookup::One(val.trim_matches([' ', '\t']))
-                        }
-                        CookieLookup::Absent => CookieLookup::Misnamed,
-                        _ => return CookieLookup::Ambiguous,
-                    };
-                }
+            let Some((k, val)) = pair.split_once('=') else {
+                continue;
+            };
+            let hidden = val.split(',').skip(1).any(|p| {
+                p.split_once('=')
+                    .is_some_and(|(k, _)| is_session_cookie(k, base))
+            });
+            if hidden {
+                return match found {
+                    CookieLookup::Absent if !is_session_cookie(k, base) => CookieLookup::Misnamed,
+                    _ => CookieLookup::Ambiguous,
+                };
+            }
+            if is_session_cookie(k, base) {
+                found = match found {
+                    CookieLookup::Absent if k.trim_start_matches(' ') == wire => {
+                        CookieLookup::One(val.trim_matches([' ', '\t']))
+                    }
+                    CookieLookup::Absent => CookieLookup::Misnamed,
+                    _ => return CookieLookup::Ambiguous,
+                };
             }
         }
     }
@@ -398,22 +399,39 @@ fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
             .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// A `Cookie` header value without guestgate's cookie (any spelling); `None` when
+/// A `Cookie` header value without guestgate's cookie (any spelling), the other bytes
+/// exactly as sent: `Unchanged` when it holds no such cookie, `Removed(None)` when
 /// nothing is left.
-pub fn strip_cookie(value: &[u8], base: &str) -> Option<String> {
-    let text = String::from_utf8_lossy(value);
-    let kept: Vec<&str> = text
-        .split(';')
-        .map(|p| p.trim())
-        .filter(|p| {
-            !p.is_empty() && !is_session_cookie(p.split_once('=').map_or(*p, |(k, _)| k), base)
-        })
+pub fn strip_cookie(value: &[u8], base: &str) -> Stripped {
+    let is_ours = |pair: &[u8]| {
+        let name = pair.split(|&b| b == b'=').next().unwrap_or(pair);
+        std::str::from_utf8(name).is_ok_and(|n| is_session_cookie(n, base))
+    };
+    let pairs: Vec<&[u8]> = value.split(|&b| b == b';').collect();
+    if !pairs.iter().any(|p| is_ours(p)) {
+        return Stripped::Unchanged;
+    }
+    let kept: Vec<&[u8]> = pairs
+        .into_iter()
+        .filter(|p| !is_ours(p) && !p.iter().all(|&b| b == b' ' || b == b'\t'))
         .collect();
     if kept.is_empty() {
-        None
-    } else {
-        Some(kept.join("; "))
+        return Stripped::Removed(None);
     }
+    // The remaining pairs, each exactly as sent (their own leading space included).
+    let mut out = kept.join(&b';');
+    let lead = out.iter().take_while(|&&b| b == b' ').count();
+    out.drain(..lead);
+    Stripped::Removed(Some(out))
+}
+
+/// What [`strip_cookie`] made of a `Cookie` header value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stripped {
+    /// It held no guestgate cookie: forward it as it was.
+    Unchanged,
+    /// Forward this instead (`None`: drop the header).
+    Removed(Option<Vec<u8>>),
 }
 
 #[cfg(test)]
@@ -525,10 +543,18 @@ mod tests {
             CookieLookup::Absent
         );
         assert_eq!(
-            strip_cookie(b"a=1; gg=tok; b=2", "gg").as_deref(),
-            Some("a=1; b=2")
+            strip_cookie(b"a=1; gg=tok; b=2", "gg"),
+            Stripped::Removed(Some(b"a=1; b=2".to_vec()))
         );
-        assert_eq!(strip_cookie(b"gg=tok", "gg"), None);
+        assert_eq!(strip_cookie(b"gg=tok", "gg"), Stripped::Removed(None));
+        // The app's own cookies are never rewritten: not when guestgate's is absent ...
+        let odd = b"a=\xff\xfe;  b=\"x;y\" ;;c";
+        assert_eq!(strip_cookie(odd, "gg"), Stripped::Unchanged);
+        // ... and not around it when it is there.
+        assert_eq!(
+            strip_cookie(b"a=\xff\xfe;gg=t;  b=\"x;y\" ;;c", "gg"),
+            Stripped::Removed(Some(b"a=\xff\xfe;  b=\"x;y\" ;c".to_vec()))
+        );
     }
 
     #[test]
@@ -556,8 +582,8 @@ mod tests {
                 "{spelled:?}"
             );
             assert_eq!(
-                strip_cookie(format!("a=1; {spelled}").as_bytes(), "gg").as_deref(),
-                Some("a=1"),
+                strip_cookie(format!("a=1; {spelled}").as_bytes(), "gg"),
+                Stripped::Removed(Some(b"a=1".to_vec())),
                 "{spelled:?}"
             );
         }
@@ -568,6 +594,10 @@ mod tests {
             CookieLookup::Ambiguous
         );
         assert_eq!(find(&[b"a=1", b"GG=b"], "gg"), CookieLookup::Misnamed);
+        // A copy hidden behind a comma, as RFC 2109-style parsers read it.
+        assert_eq!(find(&[b"sid=staff, gg=t"], "gg"), CookieLookup::Misnamed);
+        assert_eq!(find(&[b"gg=t; sid=a,GG=u"], "gg"), CookieLookup::Ambiguous);
+        assert_eq!(find(&[b"sid=a,b"], "gg"), CookieLookup::Absent);
         // A value that is not UTF-8 and names the cookie cannot be shown to lack it.
         assert_eq!(find(&[b"gg=\xff"], "gg"), CookieLookup::Ambiguous);
         for other in ["__Host-gg2=t", "xgg=t", "__Hostgg=t", "g g=t"] {

@@ -58,35 +58,6 @@ pub enum TargetError {
     BadQuery,
 }
 
-impl TargetError {
-    /// The fixed reason label used in audit events, metrics and deny bodies.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::TooLong => "target_too_long",
-            Self::NotOriginForm => "target_not_origin_form",
-            Self::Fragment => "target_fragment",
-            Self::ForbiddenByte => "target_forbidden_byte",
-            Self::BadPercentEncoding => "target_bad_percent_encoding",
-            Self::BadUtf8 => "target_bad_utf8",
-            Self::EncodedDelimiter => "target_encoded_delimiter",
-            Self::DotSegment => "target_dot_segment",
-            Self::DotLikeSegment => "target_dot_like_segment",
-            Self::LookalikeDelimiter => "target_lookalike_delimiter",
-            Self::EmptySegment => "target_empty_segment",
-            Self::Semicolon => "target_semicolon",
-            Self::BadQuery => "target_bad_query",
-        }
-    }
-
-    /// The HTTP status a refusal maps to: 414 for length, 400 for everything else.
-    pub fn status(self) -> u16 {
-        match self {
-            Self::TooLong => 414,
-            _ => 400,
-        }
-    }
-}
-
 /// A target that passed every check: the decoded form policies match on, and the
 /// encoded form that is forwarded. The two are in one-to-one correspondence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -489,7 +460,6 @@ mod tests {
     fn over_long_targets_get_414() {
         let long = format!("/{}", "a".repeat(MAX));
         assert_eq!(err(long.as_bytes()), TargetError::TooLong);
-        assert_eq!(TargetError::TooLong.status(), 414);
         let exact = format!("/{}", "a".repeat(MAX - 1));
         assert_eq!(ok(&exact), exact);
     }

@@ -664,3 +664,41 @@ async fn h2_matrix(ca: &std::path::Path, port: u16, cookie: &str) -> Vec<H2Outco
     let _ = resp.await;
     out
 }
+
+/// A chunked body split across TCP writes at every place in its framing (inside a size
+/// line, between a size line and its data, between data and its CRLF) reaches the app
+/// whole: an empty chunk read in the middle of a body is not its end.
+#[test]
+fn chunked_bodies_split_across_writes_arrive_whole() {
+    use std::io::{Read, Write};
+    let upstream = LaxUpstream::start(Lax::NoBodyOnBodiless);
+    let p = policies();
+    let g = gate_for(&upstream, &p, true);
+    let chunks = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    let splits: Vec<usize> = (1..chunks.len()).collect();
+    for (i, at) in splits.iter().enumerate() {
+        let mut s = std::net::TcpStream::connect(g.addr).expect("connect");
+        s.set_nodelay(true).expect("nodelay");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let head = format!(
+            "POST /p/split{i} HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).expect("head");
+        s.write_all(&chunks[..*at]).expect("first part");
+        std::thread::sleep(Duration::from_millis(20));
+        s.write_all(&chunks[*at..]).expect("rest");
+        let mut reply = Vec::new();
+        let _ = s.read_to_end(&mut reply);
+        assert!(
+            reply.starts_with(b"HTTP/1.1 200"),
+            "split at {at}: {}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), splits.len());
+    for r in &seen {
+        assert_eq!(r.body, "hello world", "{}: the body was cut", r.target);
+    }
+}

@@ -2,7 +2,7 @@
 //! sets, and what is left for the app never holds guestgate's cookie in any spelling.
 #![no_main]
 
-use guestgate::session::{find_cookie, is_session_cookie, strip_cookie, CookieLookup};
+use guestgate::session::{find_cookie, is_session_cookie, strip_cookie, CookieLookup, Stripped};
 use libfuzzer_sys::fuzz_target;
 
 const BASE: &str = "guestgate_session";

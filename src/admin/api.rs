@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 use tracing::Instrument;
 
 use crate::audit::{AdminEvent, AuditSink};
+use crate::reason::Reason;
 use crate::reload::LivePolicies;
 use crate::shares::{EmailOutcome, NewShare, ShareError, ShareFilter, Shares};
 use crate::stamp::unix_now;
@@ -226,7 +227,7 @@ impl AdminApi {
     async fn route(&self, key: &ApiKey, call: &Call<'_>, facts: &mut Facts) -> Reply {
         let target = match CanonicalTarget::parse(call.target, 4096) {
             Ok(t) => t,
-            Err(e) => return fail(400, "bad_request", e.reason()),
+            Err(e) => return fail(400, "bad_request", Reason::from(e).label()),
         };
         let segments: Vec<&str> = target.path.split('/').skip(1).collect();
         let now = unix_now();

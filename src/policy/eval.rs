@@ -31,20 +31,6 @@ pub enum DenyReason {
     Scope,
 }
 
-impl DenyReason {
-    /// Fixed reason label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::NoRule => "no_rule",
-            Self::Method => "method_not_allowed",
-            Self::QueryKey => "query_key_not_allowed",
-            Self::QueryRepeated => "query_repeated_key",
-            Self::QueryRequirement => "query_requirement",
-            Self::Scope => "scope_mismatch",
-        }
-    }
-}
-
 /// An allow: which rule, and the decoded path to forward (the match, or its rewrite).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allowed {

@@ -6,28 +6,81 @@ use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::HeaderName;
 use pingora::http::RequestHeader;
 
-use crate::framing::Body;
+use crate::decision::Verdict;
+use crate::framing::{self, Body};
 use crate::header_names::{is_stripped_for_guests, OwnedHeaders};
 use crate::session;
+
+/// The edits a forwarded request gets, in order: guestgate's cookie and owned headers go
+/// from every request; a guest request also loses URL, client and hop headers, then gets
+/// the profile's headers, the configured `Host`, `X-Forwarded-For` and the canonical
+/// target; last, the framing headers guestgate parsed, so no strip can touch them.
+pub fn edit(
+    req: &mut RequestHeader,
+    verdict: &Verdict,
+    owned: &OwnedHeaders,
+    upstream_host: &http::HeaderValue,
+    client: Option<std::net::IpAddr>,
+) -> pingora::Result<()> {
+    let body = match verdict {
+        Verdict::Allow(a) => a.body,
+        Verdict::Pass { body } => *body,
+        // Nothing else is forwarded; refuse rather than send an undecided request.
+        Verdict::Refuse { .. } => {
+            return Err(pingora::Error::new(pingora::ErrorType::InternalError))
+        }
+    };
+    strip_owned(req, owned);
+    if let Verdict::Allow(allowed) = verdict {
+        strip_for_guest(req);
+        for name in &allowed.remove_headers {
+            req.remove_header(name);
+        }
+        req.insert_header(http::header::HOST, upstream_host.clone())?;
+        if let Some(ip) = client {
+            req.insert_header("x-forwarded-for", ip.to_string())?;
+        }
+        for (name, value) in &allowed.set_headers {
+            req.insert_header(name.clone(), value.clone())?;
+        }
+        req.set_uri(allowed.target.clone());
+    }
+    let bodiless = framing::is_bodiless(req.method.as_str());
+    write_framing(req, body, bodiless)
+}
 
 /// For every request: drops guestgate's cookie (any spelling) and any incoming copy of a
 /// header guestgate owns.
 pub fn strip_owned(req: &mut RequestHeader, owned: &OwnedHeaders) {
     remove_where(req, |n| owned.owns(n));
-    let cookies: Vec<Vec<u8>> = req
+    let cookies: Vec<(http::HeaderValue, session::Stripped)> = req
         .headers
         .get_all("cookie")
         .iter()
-        .map(|v| v.as_bytes().to_vec())
+        .map(|v| {
+            (
+                v.clone(),
+                session::strip_cookie(v.as_bytes(), owned.cookie()),
+            )
+        })
         .collect();
-    if cookies.is_empty() {
+    if cookies
+        .iter()
+        .all(|(_, s)| *s == session::Stripped::Unchanged)
+    {
         return;
     }
     req.remove_header("cookie");
-    for c in cookies {
-        if let Some(kept) = session::strip_cookie(&c, owned.cookie()) {
-            // A value built from a valid header value minus a cookie stays valid.
-            let _ = req.append_header("cookie", kept);
+    for (value, stripped) in cookies {
+        let kept = match stripped {
+            session::Stripped::Unchanged => Some(value),
+            // Bytes of a valid header value, minus whole pairs, stay a valid header value.
+            session::Stripped::Removed(rest) => {
+                rest.and_then(|r| http::HeaderValue::from_bytes(&r).ok())
+            }
+        };
+        if let Some(v) = kept {
+            let _ = req.append_header("cookie", v);
         }
     }
 }

@@ -1,12 +1,13 @@
-//! The pingora `ProxyHttp` implementation. Each phase delegates: `request_filter` asks
-//! the [`Gate`] for a verdict and answers refusals itself, `upstream_request_filter`
-//! applies the header edits and the canonical target, `logging` writes the one audit
-//! event. No decision logic lives here.
+//! The pingora `ProxyHttp` implementation. Each phase delegates: `request_filter` reads
+//! the request once (`request.rs`), asks the [`Gate`] for a verdict or the guest routes
+//! for a page, and writes refusals and pages through `respond.rs`;
+//! `upstream_request_filter` applies the header edits (`headers.rs`); `logging` writes the
+//! one audit event (`record.rs`). No decision logic lives here.
 
-pub mod guest;
 pub mod headers;
-pub mod pages;
-pub mod response;
+mod record;
+mod request;
+pub mod respond;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,14 +20,15 @@ use pingora::proxy::{ProxyHttp, Session};
 use pingora::Result;
 use tracing::Instrument;
 
-use crate::audit::{AuditSink, ChallengeEvent, DecisionEvent};
+use crate::audit::AuditSink;
 use crate::client_addr::TrustedProxies;
-use crate::decision::{Gate, RequestFacts, Verdict};
+use crate::decision::{Gate, Verdict};
+use crate::guest::{GuestRoutes, PageEvent};
 use crate::metrics;
+use crate::reason::Reason;
 use crate::session::SessionConfig;
 use crate::shares::Shares;
-use crate::stamp::{random_hex, timestamp, unix_now};
-use response::Answer;
+use crate::stamp::{random_hex, unix_now};
 
 /// Where the app is, and how requests reach it.
 #[derive(Debug, Clone)]
@@ -55,7 +57,7 @@ pub struct RequestCtx {
     arrived: SystemTime,
     started: Instant,
     verdict: Option<Verdict>,
-    page: Option<guest::PageEvent>,
+    page: Option<PageEvent>,
     upstream_sent: Option<Instant>,
 }
 
@@ -115,7 +117,7 @@ impl GuestGateProxy {
         (rest.is_empty() || rest.starts_with('/')).then_some(rest)
     }
 
-    /// Decides; answers refusals and denials here so the app never sees them.
+    /// Decides; answers refusals here so the app never sees them.
     async fn filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         if self
             .guest_route_path(session.req_header().uri.path())
@@ -123,24 +125,9 @@ impl GuestGateProxy {
         {
             return self.guest_page(session, ctx).await;
         }
-        let http2 = session.req_header().version == http::Version::HTTP_2;
-        let frames_carry_body = http2 && frames_carry_body(session).await;
+        let frames_carry_body = request::frames_carry_body(session).await;
         let raw_head = session.as_downstream().to_h1_raw();
-        let req = session.req_header();
-        let facts = RequestFacts {
-            raw_head: &raw_head,
-            method: req.method.as_str(),
-            cookies: req
-                .headers
-                .get_all("cookie")
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect(),
-            header_names: req.headers.keys().map(|k| k.as_str()).collect(),
-            http2,
-            authority: req.uri.authority().map(|a| a.as_str().as_bytes()),
-            frames_carry_body,
-        };
+        let facts = request::facts(session, &raw_head, frames_carry_body);
         let decided = Instant::now();
         let now = unix_now();
         let mut verdict = self.gate.decide(&facts, now);
@@ -155,60 +142,22 @@ impl GuestGateProxy {
                 verdict = self.gate.decide(&facts, now);
             }
         }
-        let answered = match &verdict {
-            Verdict::Reject { status, reason, .. } => {
-                response::send(
-                    session,
-                    Answer::from_status(*status),
-                    reason,
-                    &ctx.request_id,
-                    false,
-                    true,
-                )
-                .await?;
-                true
-            }
-            Verdict::Deny {
-                reason,
-                guest,
-                body,
-                ..
-            } => {
-                // Close when a body was announced: it is never read, so it must not be
-                // taken for the next request on this connection.
-                response::send(
-                    session,
-                    Answer::for_denial(reason),
-                    reason,
-                    &ctx.request_id,
-                    guest.is_none(),
-                    body.is_some(),
-                )
-                .await?;
-                true
-            }
-            Verdict::Unavailable => {
-                response::send(
-                    session,
-                    Answer::Unavailable,
-                    "store_stale",
-                    &ctx.request_id,
-                    false,
-                    true,
-                )
-                .await?;
-                true
-            }
-            Verdict::PassThrough { .. } | Verdict::Allow(_) => false,
-        };
+        let refusal = verdict.refusal();
         ctx.verdict = Some(verdict);
-        Ok(answered)
+        match refusal {
+            Some(refusal) => {
+                let html = request::wants_html(session);
+                respond::write(session, refusal.reply(html, &ctx.request_id)).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
-    /// The share behind a `share_inactive` denial, when the local index may simply lag.
+    /// The share behind a `share_inactive` refusal, when the local index may simply lag.
     fn just_verified_elsewhere(&self, verdict: &Verdict) -> Option<String> {
-        let Verdict::Deny {
-            reason: "share_inactive",
+        let Verdict::Refuse {
+            reason: Reason::ShareInactive,
             guest: Some(guest),
             ..
         } = verdict
@@ -222,70 +171,41 @@ impl GuestGateProxy {
             .then(|| id.clone())
     }
 
-    /// Answers a request for one of guestgate's own pages.
+    /// Answers a request for one of guestgate's own pages: framing first, the body read
+    /// once, then the route's reply.
     async fn guest_page(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let http2 = session.req_header().version == http::Version::HTTP_2;
-        let frames_carry_body = http2 && frames_carry_body(session).await;
-        let raw_head = session.as_downstream().to_h1_raw();
-        let framing = crate::framing::inspect(&raw_head, http2, self.gate.max_content_length)
-            .and_then(|head| {
-                let body = head.body.is_some() || frames_carry_body;
-                let method = session.req_header().method.as_str();
-                if body && crate::framing::is_bodiless(method) {
-                    return Err(crate::framing::FramingError::BodyOnBodilessMethod);
-                }
-                Ok(())
-            });
-        if let Err(e) = framing {
-            response::send(
-                session,
-                Answer::from_status(e.status()),
-                e.reason(),
-                &ctx.request_id,
-                true,
-                true,
-            )
-            .await?;
-            ctx.verdict = Some(Verdict::Reject {
-                status: e.status(),
-                reason: e.reason(),
+        if let Err(refusal) = request::guest_framing(session, self.gate.max_content_length).await {
+            let html = request::wants_html(session);
+            respond::write(session, refusal.reply(html, &ctx.request_id)).await?;
+            ctx.verdict = Some(Verdict::Refuse {
+                reason: refusal.reason,
                 guest: None,
+                path: None,
+                body: crate::framing::Body::None,
             });
             return Ok(true);
         }
-        let path = session.req_header().uri.path().to_string();
-        let method = session.req_header().method.as_str().to_string();
-        let rest = self.guest_route_path(&path).unwrap_or("");
-        let route = guest::route(&method, rest);
-        let client = ctx.client;
-        let routes = guest::GuestRoutes {
+        let form = request::read_form(session).await;
+        let req = session.req_header();
+        let path = req.uri.path();
+        let guest_req = crate::guest::GuestRequest {
+            method: req.method.as_str(),
+            path: self.guest_route_path(path).unwrap_or(""),
+            cookies: request::cookies(req),
+            origin: req.headers.get("origin").map(|v| v.as_bytes()),
+            client: ctx.client,
+            form: form.as_deref(),
+            now: unix_now(),
+        };
+        let routes = GuestRoutes {
             shares: &self.shares,
             keys: &self.gate.keys,
             session: &self.session_cfg,
         };
-        let event = routes.handle(session, route, unix_now(), client).await?;
+        let (reply, event) = routes.handle(&guest_req).await;
         ctx.page = Some(event);
+        respond::write(session, reply).await?;
         Ok(true)
-    }
-}
-
-/// HTTP/2 only: whether DATA frames with bytes follow the HEADERS frame. On HTTP/2 a
-/// body is known from the frames, not the headers. A bodiless method whose HEADERS did
-/// not end the stream is read ahead until the stream ends or bytes arrive, so an empty
-/// DATA frame that ends the stream is no body, and any byte is one.
-async fn frames_carry_body(session: &mut Session) -> bool {
-    if session.as_downstream_mut().is_body_empty() {
-        return false;
-    }
-    if !crate::framing::is_bodiless(session.req_header().method.as_str()) {
-        return true;
-    }
-    loop {
-        match session.read_request_body().await {
-            Ok(None) => return false,
-            Ok(Some(chunk)) if chunk.is_empty() => continue,
-            _ => return true,
-        }
     }
 }
 
@@ -305,14 +225,9 @@ impl ProxyHttp for GuestGateProxy {
         }
     }
 
-    /// Decides; answers refusals and denials here so the app never sees them.
+    /// Decides; answers refusals and guestgate's own pages here so the app never sees them.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let req = session.req_header();
-        ctx.client = session.client_addr().and_then(|a| a.as_inet()).map(|peer| {
-            let xff = req.headers.get_all("x-forwarded-for").iter();
-            self.trusted_proxies
-                .client(peer.ip(), xff.map(|v| v.as_bytes()))
-        });
+        ctx.client = request::client(session, &self.trusted_proxies);
         // Every line logged while deciding carries the request id (the deny id guests see).
         let span = tracing::info_span!("request", request_id = %ctx.request_id);
         self.filter(session, ctx).instrument(span).await
@@ -342,47 +257,36 @@ impl ProxyHttp for GuestGateProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let body = match &ctx.verdict {
-            Some(Verdict::Allow(a)) => a.body,
-            Some(Verdict::PassThrough { body, .. }) => *body,
-            // Nothing else is forwarded; refuse rather than send unframed.
-            _ => return Err(pingora::Error::new(pingora::ErrorType::InternalError)),
-        };
-        // The owned headers of the policies in force now (they change on reload).
-        headers::strip_owned(upstream_request, &self.gate.policies.current().owned);
-        if let Some(Verdict::Allow(allowed)) = &ctx.verdict {
-            headers::strip_for_guest(upstream_request);
-            for name in &allowed.remove_headers {
-                upstream_request.remove_header(name);
-            }
-            upstream_request.insert_header(http::header::HOST, self.upstream_host.clone())?;
-            if let Some(ip) = ctx.client {
-                upstream_request.insert_header("x-forwarded-for", ip.to_string())?;
-            }
-            for (name, value) in &allowed.set_headers {
-                upstream_request.insert_header(name.clone(), value.clone())?;
-            }
-            upstream_request.set_uri(allowed.target.clone());
+        let owned = &self.gate.policies.current().owned;
+        match &ctx.verdict {
+            Some(verdict) => headers::edit(
+                upstream_request,
+                verdict,
+                owned,
+                &self.upstream_host,
+                ctx.client,
+            )?,
+            // Nothing else is forwarded; refuse rather than send an undecided request.
+            None => return Err(pingora::Error::new(pingora::ErrorType::InternalError)),
         }
-        // Last, so no strip above can touch them: the framing guestgate parsed.
-        let method = upstream_request.method.as_str();
-        headers::write_framing(upstream_request, body, crate::framing::is_bodiless(method))?;
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }
 
-    /// Drops empty body chunks. pingora writes an empty buffer on a chunked upstream body
-    /// as `0\r\n\r\n`, the last chunk: an HTTP/2 client that ends its stream with an
-    /// empty DATA frame would make pingora end the body twice, and the app would read the
-    /// second terminator as a request guestgate never decided on.
+    /// Drops an empty last body chunk. pingora writes an empty buffer on a chunked
+    /// upstream body as `0\r\n\r\n`, the last chunk, and then ends the body again: an
+    /// HTTP/2 client that ends its stream with an empty DATA frame would make the app read
+    /// the second terminator as a request guestgate never decided on. Empty chunks before
+    /// the end (a TCP read that stopped inside the chunk framing) are left alone: pingora
+    /// skips those itself, and `None` there would end the body early.
     async fn request_body_filter(
         &self,
         _session: &mut Session,
         body: &mut Option<bytes::Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if body.as_ref().is_some_and(|b| b.is_empty()) {
+        if end_of_stream && body.as_ref().is_some_and(|b| b.is_empty()) {
             *body = None;
         }
         Ok(())
@@ -414,82 +318,13 @@ impl ProxyHttp for GuestGateProxy {
         )
     }
 
-    /// Writes exactly one audit event per request.
+    /// Writes exactly one audit event per request, and counts it.
     async fn logging(
         &self,
         session: &mut Session,
         _e: Option<&pingora::Error>,
         ctx: &mut RequestCtx,
     ) {
-        if let Some(page) = &ctx.page {
-            metrics::get()
-                .challenge
-                .with_label_values(&[page.event])
-                .inc();
-            let share = page.share.as_ref();
-            self.audit.emit(&ChallengeEvent {
-                ts: timestamp(ctx.arrived),
-                kind: "challenge",
-                request_id: &ctx.request_id,
-                event: page.event,
-                status: session.response_written().map_or(0, |r| r.status.as_u16()),
-                share: share.map(|s| s.id.as_str()),
-                guest: share.map(|s| s.email.as_str()),
-                case: share.map(|s| s.case.as_str()),
-                version: share.map(|s| s.version.as_str()),
-                client_ip: ctx.client.map(|ip| ip.to_string()),
-            });
-            return;
-        }
-        let Some(verdict) = &ctx.verdict else {
-            return;
-        };
-        let m = metrics::get();
-        m.requests
-            .with_label_values(&[verdict.decision(), verdict.reason()])
-            .inc();
-        if let Verdict::Allow(a) = verdict {
-            if let (Some(share), Some(rule)) = (&a.guest.share, &a.guest.rule) {
-                m.allowed_by_rule
-                    .with_label_values(&[share.profile.as_str(), rule.as_str()])
-                    .inc();
-            }
-        }
-        if matches!(verdict, Verdict::PassThrough { .. }) && !self.audit_pass_through {
-            return;
-        }
-        let (guest, path) = match verdict {
-            Verdict::Allow(a) => (Some(&a.guest), Some(a.path.as_str())),
-            Verdict::Deny { guest, path, .. } => (guest.as_ref(), path.as_deref()),
-            Verdict::Reject { guest, .. } => (guest.as_ref(), None),
-            Verdict::Unavailable => (None, None),
-            Verdict::PassThrough { .. } => (None, Some(session.req_header().uri.path())),
-        };
-        let share = guest.and_then(|g| g.share.as_ref());
-        let denied = matches!(
-            verdict,
-            Verdict::Deny { .. } | Verdict::Reject { .. } | Verdict::Unavailable
-        );
-        let event = DecisionEvent {
-            ts: timestamp(ctx.arrived),
-            kind: "request",
-            request_id: &ctx.request_id,
-            decision: verdict.decision(),
-            reason: verdict.reason(),
-            status: session.response_written().map_or(0, |r| r.status.as_u16()),
-            method: session.req_header().method.as_str(),
-            path,
-            guest: guest.map(|g| g.email.as_str()),
-            share: share.map(|s| s.id.as_str()),
-            case: share.map(|s| s.case.as_str()),
-            version: share.map(|s| s.version.as_str()),
-            profile: share.map(|s| s.profile.as_str()),
-            rule: guest.and_then(|g| g.rule.as_deref()),
-            session: guest.map(|g| g.jti.as_str()),
-            deny_id: denied.then_some(ctx.request_id.as_str()),
-            client_ip: ctx.client.map(|ip| ip.to_string()),
-            latency_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
-        };
-        self.audit.emit(&event);
+        record::record(&self.audit, self.audit_pass_through, session, ctx);
     }
 }
