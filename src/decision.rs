@@ -19,8 +19,9 @@ use crate::session::{self, CookieLookup, SessionKeys, ShareGrant};
 use crate::store::ShareIndex;
 use crate::target::CanonicalTarget;
 
-/// What happens to requests that carry no valid guest session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What happens to requests that carry no valid guest session (`mode` in config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// They pass through untouched (the app's own users share the host).
     Mixed,

@@ -55,8 +55,9 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, inv: &Invitation<'_>) -> Result<(), MailError>;
 }
 
-/// How SMTP connections are secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How SMTP connections are secured (`mail.smtp_security`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SmtpSecurity {
     /// Implicit TLS (port 465).
     Tls,

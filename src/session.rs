@@ -45,6 +45,27 @@ impl SessionConfig {
     }
 }
 
+/// The cookie's `SameSite` attribute (`guest.same_site`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SameSite {
+    /// Sent on top-level navigations from other sites (links in emails work).
+    #[serde(rename = "lax", alias = "Lax")]
+    Lax,
+    /// Never sent from other sites.
+    #[serde(rename = "strict", alias = "Strict")]
+    Strict,
+}
+
+impl SameSite {
+    /// The attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lax => "Lax",
+            Self::Strict => "Strict",
+        }
+    }
+}
+
 /// The only algorithm guestgate signs with or accepts.
 const ALG: Algorithm = Algorithm::HS256;
 /// The `typ` header of a guestgate session token; any other type is refused, so a JWT

@@ -43,7 +43,7 @@ pub struct GuestConfig {
     /// also with the listener's default port spelled out).
     pub public_hosts: Vec<String>,
     /// `Lax` or `Strict`.
-    pub same_site: &'static str,
+    pub same_site: crate::session::SameSite,
 }
 
 /// Why a share request is refused; each maps to one API status and reason.

@@ -21,7 +21,8 @@ use crate::store::Share;
 use crate::target::CanonicalTarget;
 
 /// An admin API key role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything.
     Admin,

@@ -3,12 +3,50 @@
 
 use serde::Deserialize;
 
+use crate::admin::api::Role;
+use crate::decision::Mode;
+use crate::mail::SmtpSecurity;
+use crate::session::SameSite;
+
+/// `store.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Embedded,
+    Redis,
+}
+
+/// `store.topology`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    Single,
+    Cluster,
+    Sentinel,
+}
+
+/// `mail.transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    File,
+    Smtp,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// `mixed` (non-guest requests pass through) or `guest-only` (they are denied).
-    pub mode: Option<String>,
+    pub mode: Option<Mode>,
     #[serde(default)]
     pub listen: RawListen,
     #[serde(default)]
@@ -112,7 +150,7 @@ pub struct RawAudit {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
-    pub format: Option<String>,
+    pub format: Option<LogFormat>,
     pub level: Option<String>,
 }
 
@@ -125,21 +163,21 @@ pub struct RawAdmin {
     pub max_body_bytes: Option<usize>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawApiKey {
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub sha256: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
-    pub backend: Option<String>,
+    pub backend: Option<Backend>,
     pub path: Option<String>,
     pub url: Option<String>,
-    pub topology: Option<String>,
+    pub topology: Option<Topology>,
     pub nodes: Option<Vec<String>>,
     pub sentinel_service: Option<String>,
     pub ca_file: Option<String>,
@@ -162,18 +200,18 @@ pub struct RawGuest {
     pub resend_interval: Option<String>,
     pub sends_per_hour: Option<usize>,
     pub verify_per_ip_per_minute: Option<u32>,
-    pub same_site: Option<String>,
+    pub same_site: Option<SameSite>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMail {
-    pub transport: Option<String>,
+    pub transport: Option<Transport>,
     pub outbox: Option<String>,
     pub from: Option<String>,
     pub smtp_host: Option<String>,
     pub smtp_port: Option<u16>,
-    pub smtp_security: Option<String>,
+    pub smtp_security: Option<SmtpSecurity>,
     pub smtp_username: Option<String>,
     pub smtp_password: Option<String>,
     pub smtp_timeout: Option<String>,

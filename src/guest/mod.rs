@@ -259,7 +259,7 @@ impl GuestRoutes<'_> {
         let mut c = format!(
             "{}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite={}",
             self.session.wire_cookie_name(),
-            self.cfg().same_site
+            self.cfg().same_site.as_str()
         );
         if self.session.secure_cookie {
             c.push_str("; Secure");
