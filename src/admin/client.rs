@@ -8,26 +8,38 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
 
-/// Talks to one guestgate admin listener with one API key.
+/// Talks to one guestgate admin listener, with an API key for the API (health and
+/// metrics need none).
 pub struct AdminClient {
     host_port: String,
-    token: String,
+    token: Option<String>,
 }
 
 impl AdminClient {
-    /// `url` is `http://host:port`.
+    /// `url` is `http://host:port`; API calls need a key.
     pub fn new(url: &str, token: &str) -> anyhow::Result<Self> {
-        let Some(rest) = url.strip_prefix("http://") else {
-            bail!("admin URL `{url}` must be http://host:port (the admin listener speaks plain HTTP; keep it private)");
-        };
-        let host_port = rest.trim_end_matches('/').to_string();
         if token.is_empty() {
             bail!("no API key: set GUESTGATE_ADMIN_TOKEN or pass --token");
         }
-        Ok(Self {
-            host_port,
-            token: token.to_string(),
-        })
+        let (mut client, _) = Self::for_url(url)?;
+        client.token = Some(token.to_string());
+        Ok(client)
+    }
+
+    /// A client without a key for `http://host:port/path`, and the path (`/` if none).
+    pub fn for_url(url: &str) -> anyhow::Result<(Self, String)> {
+        let Some(rest) = url.strip_prefix("http://") else {
+            bail!("admin URL `{url}` must be http://host:port (the admin listener speaks plain HTTP; keep it private)");
+        };
+        let (host_port, path) = match rest.split_once('/') {
+            Some((h, p)) => (h, format!("/{p}")),
+            None => (rest, "/".to_string()),
+        };
+        let client = Self {
+            host_port: host_port.to_string(),
+            token: None,
+        };
+        Ok((client, path))
     }
 
     /// One call; returns status and JSON (Null for an empty body).
@@ -41,10 +53,14 @@ impl AdminClient {
         let mut s = TcpStream::connect(&self.host_port)
             .with_context(|| format!("cannot reach the admin API at {}", self.host_port))?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let auth = self
+            .token
+            .as_ref()
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.host_port,
-            self.token,
             body.len()
         );
         s.write_all(req.as_bytes())?;
