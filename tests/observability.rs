@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Gate, Opts};
+use common::{Instance, Opts};
 
 /// The value of one series line, 0 when absent.
 fn value(text: &str, series: &str) -> f64 {
@@ -23,7 +23,7 @@ fn series(text: &str) -> Vec<String> {
 
 #[test]
 fn counters_follow_decisions() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let c = g.cookie(
         "expert@clinic.example",
         &[("sh-42", "42", "3", "view-only")],
@@ -109,7 +109,7 @@ fn counters_follow_decisions() {
 
 #[test]
 fn a_thousand_guests_add_no_series_and_no_identities() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let first = g.cookie("g0@lab.example", &[("sh-42", "42", "3", "view-only")]);
     assert_eq!(
         g.send("GET", "/cases/42/versions/3", Some(&first), &[])
@@ -156,7 +156,7 @@ fn a_thousand_guests_add_no_series_and_no_identities() {
 
 #[test]
 fn the_audit_file_is_a_verifiable_chain_and_searchable_by_deny_id() {
-    let mut g = Gate::start(Opts::default());
+    let mut g = Instance::start(Opts::default());
     let c = g.cookie(
         "expert@clinic.example",
         &[("sh-42", "42", "3", "view-only")],

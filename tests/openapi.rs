@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Gate, Opts, ADMIN_KEY};
+use common::{Instance, Opts, ADMIN_KEY};
 use guestgate::admin::api::ROUTES;
 
 fn documented() -> BTreeSet<(String, String)> {
@@ -35,7 +35,7 @@ fn every_route_is_documented_and_every_documented_route_exists() {
     assert_eq!(documented(), code);
 
     // and the router really serves each one (a 404 with `no such admin route` would mean a stale table)
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     for (method, path) in ROUTES {
         let concrete = path
             .replace("{id}", "sh-42")
@@ -58,7 +58,7 @@ fn every_route_is_documented_and_every_documented_route_exists() {
 
 #[test]
 fn the_probe_verb_reports_readiness() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let probe = |url: String| {
         std::process::Command::new(env!("CARGO_BIN_EXE_guestgate"))
             .args(["probe", &url])

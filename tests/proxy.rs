@@ -3,12 +3,12 @@
 
 mod common;
 
-use common::{request, Gate, Opts};
+use common::{request, Instance, Opts};
 
 const EMAIL: &str = "expert@clinic.example";
 const S42: (&str, &str, &str, &str) = ("sh-42", "42", "3", "view-only");
 
-fn guest(g: &Gate) -> String {
+fn guest(g: &Instance) -> String {
     g.cookie(EMAIL, &[S42])
 }
 
@@ -25,7 +25,7 @@ fn assert_denied(r: &common::Resp, reason: &str) -> String {
 
 #[test]
 fn allowed_reads_reach_the_app_with_identity_and_without_the_cookie() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let c = guest(&g);
     let cookie = format!("{c}; app_pref=dark");
     for target in [
@@ -63,7 +63,7 @@ fn allowed_reads_reach_the_app_with_identity_and_without_the_cookie() {
 
 #[test]
 fn forwarded_target_is_exactly_the_canonical_target_matched() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let c = guest(&g);
     let r = g.send(
         "GET",
@@ -89,7 +89,7 @@ fn forwarded_target_is_exactly_the_canonical_target_matched() {
 
 #[test]
 fn other_cases_versions_writes_and_app_wide_pages_are_denied() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let c = guest(&g);
     let cases: &[(&str, &str, &str)] = &[
         (
@@ -160,7 +160,7 @@ fn other_cases_versions_writes_and_app_wide_pages_are_denied() {
 
 #[test]
 fn browsers_get_a_readable_page_api_calls_get_json() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let c = guest(&g);
     let r = g.send(
         "GET",
@@ -268,7 +268,7 @@ const HOSTILE: &[(&str, &str, u16)] = &[
 
 #[test]
 fn hostile_targets_never_reach_the_app() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let c = guest(&g);
     for (class, target, status) in HOSTILE {
         let r = g.send("GET", target, Some(&c), &[]);
@@ -294,7 +294,7 @@ fn hostile_targets_never_reach_the_app() {
 
 #[test]
 fn method_overrides_and_repeated_query_keys_are_refused() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let c = guest(&g);
     let doc = "/api/cases/42/versions/3/documents/1";
     for h in [
@@ -327,7 +327,7 @@ fn method_overrides_and_repeated_query_keys_are_refused() {
 
 #[test]
 fn smuggling_shapes_never_reach_the_app_with_or_without_session() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let c = guest(&g);
     let doc = "/api/cases/42/versions/3/documents";
     let smuggled = "0\r\n\r\nGET /settings HTTP/1.1\r\nHost: app.test\r\n\r\n";
@@ -362,7 +362,7 @@ fn smuggling_shapes_never_reach_the_app_with_or_without_session() {
 fn forged_expired_and_unsigned_tokens_are_no_session() {
     use guestgate::session::{Claims, SessionKeys};
     use guestgate::stamp::unix_now;
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         mode: "guest-only",
         ..Opts::default()
     });
@@ -412,7 +412,7 @@ fn forged_expired_and_unsigned_tokens_are_no_session() {
 
 #[test]
 fn mixed_mode_passes_non_guests_through_with_owned_headers_stripped() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let spoof = [
         "X-Guest-Email: ceo@victim.example",
         "X_Guest_Email: ceo@victim.example",
@@ -451,7 +451,7 @@ fn mixed_mode_passes_non_guests_through_with_owned_headers_stripped() {
 fn a_presented_guest_cookie_is_never_passed_through() {
     use guestgate::session::{Claims, SessionKeys};
     use guestgate::stamp::unix_now;
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let other = SessionKeys::new(&[1u8; 32], &[], "guestgate", "guestgate");
     let forged = other.mint(EMAIL, common::grants(&[S42]), 600).unwrap();
     let valid = g.keys.mint(EMAIL, common::grants(&[S42]), 600).unwrap();
@@ -534,7 +534,7 @@ fn a_presented_guest_cookie_is_never_passed_through() {
 
 #[test]
 fn guest_only_mode_denies_requests_without_a_session() {
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         mode: "guest-only",
         ..Opts::default()
     });
@@ -552,7 +552,7 @@ fn guest_only_mode_denies_requests_without_a_session() {
 
 #[test]
 fn spoofed_identity_and_url_headers_are_replaced_for_guests() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let c = guest(&g);
     let r = g.send(
         "GET",
@@ -595,7 +595,7 @@ fn spoofed_identity_and_url_headers_are_replaced_for_guests() {
 
 #[test]
 fn a_session_with_two_shares_reaches_both_cases_and_no_third() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let c = g.cookie(EMAIL, &[S42, ("sh-7", "7", "1", "collaborator")]);
     assert_eq!(
         g.send("GET", "/api/cases/42/versions/3/documents", Some(&c), &[])
@@ -647,7 +647,7 @@ fn a_session_with_two_shares_reaches_both_cases_and_no_third() {
 
 #[test]
 fn one_audit_line_per_decision_with_deny_id_and_no_secrets() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let c = guest(&g);
     let token = c["guestgate_session=".len()..].to_string();
     assert_eq!(
@@ -787,7 +787,7 @@ remove_headers = ["Authorization"]
 "#,
     )
     .unwrap();
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         policies: Some(dir.path().to_path_buf()),
         ..Opts::default()
     });
@@ -815,7 +815,7 @@ remove_headers = ["Authorization"]
 
 #[test]
 fn proxy_errors_are_logged_with_the_request_id_and_fail_with_502() {
-    let mut g = Gate::start(Opts::default());
+    let mut g = Instance::start(Opts::default());
     let c = guest(&g);
     g.app.stop();
     let r = g.send("GET", "/cases/42/versions/3", Some(&c), &[]);
@@ -844,7 +844,7 @@ fn proxy_errors_are_logged_with_the_request_id_and_fail_with_502() {
 
 #[test]
 fn guest_requests_reach_the_app_with_the_configured_host_only() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let c = guest(&g);
     let doc = "/api/cases/42/versions/3/documents";
     let public = format!("127.0.0.1:{}", g.addr.port());
@@ -877,7 +877,7 @@ fn guest_requests_reach_the_app_with_the_configured_host_only() {
     assert_eq!(r.status, 200);
     assert_eq!(g.app.seen()[3].header("host"), Some("app.test"));
 
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         upstream_config: "host = \"cases.internal:8443\"".into(),
         ..Opts::default()
     });
@@ -887,7 +887,7 @@ fn guest_requests_reach_the_app_with_the_configured_host_only() {
 
 #[test]
 fn behind_a_trusted_balancer_the_client_is_the_right_most_untrusted_address() {
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         listen_config: "trusted_proxies = [\"127.0.0.0/8\"]".into(),
         ..Opts::default()
     });
@@ -907,7 +907,7 @@ fn behind_a_trusted_balancer_the_client_is_the_right_most_untrusted_address() {
     assert_eq!(audit[0]["client_ip"], "198.51.100.7");
 
     // Without trusted proxies the peer is the client, whatever the header says.
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let r = g.send(
         "GET",
         doc,

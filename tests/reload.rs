@@ -6,24 +6,24 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_for, Gate, Opts, ADMIN_KEY, SHARER_KEY};
+use common::{wait_for, Instance, Opts, ADMIN_KEY, SHARER_KEY};
 
 const CASE_LIST_RULE: &str =
     "\n[[rule]]\nname = \"case-list\"\nmethods = [\"GET\"]\npath = \"/api/cases\"\n";
 
-fn with_own_policies() -> (tempfile::TempDir, Gate) {
+fn with_own_policies() -> (tempfile::TempDir, Instance) {
     let pol = tempfile::tempdir().unwrap();
     for f in ["view-only.toml", "collaborator.toml"] {
         std::fs::copy(common::repo().join("policies").join(f), pol.path().join(f)).unwrap();
     }
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         policies: Some(pol.path().to_path_buf()),
         ..Opts::default()
     });
     (pol, g)
 }
 
-fn metric(g: &Gate, series: &str) -> f64 {
+fn metric(g: &Instance, series: &str) -> f64 {
     let body = g.metrics();
     body.lines()
         .find(|l| l.starts_with(series))
@@ -155,7 +155,7 @@ fn requests_in_flight_during_reloads_are_unaffected() {
 
 #[test]
 fn sigterm_lets_in_flight_requests_finish_then_exits() {
-    let mut g = Gate::start(Opts::default());
+    let mut g = Instance::start(Opts::default());
     let addr = g.addr;
     let slow =
         std::thread::spawn(move || common::http(addr, &common::request("GET", "/slow", None, &[])));

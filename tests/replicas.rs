@@ -6,11 +6,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{code_and_link, path_of, Browser, Gate, Opts, RedisServer, ADMIN_KEY};
+use common::{code_and_link, path_of, Browser, Instance, Opts, RedisServer, ADMIN_KEY};
 use serde_json::json;
 
-fn replica(redis: &RedisServer, key_from: Option<&Gate>, store_extra: &str) -> Gate {
-    Gate::start(Opts {
+fn replica(redis: &RedisServer, key_from: Option<&Instance>, store_extra: &str) -> Instance {
+    Instance::start(Opts {
         redis: Some(redis.endpoint()),
         store_config: store_extra.to_string(),
         key_file: key_from.map(|g| g.dir.path().join("session.key")),
@@ -20,7 +20,7 @@ fn replica(redis: &RedisServer, key_from: Option<&Gate>, store_extra: &str) -> G
 }
 
 /// Creates a share through `on`, returns (id, link, code from `on`'s outbox).
-fn share(on: &Gate, email: &str) -> (String, String, String) {
+fn share(on: &Instance, email: &str) -> (String, String, String) {
     let (st, body) = on.api(
         ADMIN_KEY,
         "POST",
@@ -151,7 +151,7 @@ fn a_share_made_on_one_replica_works_on_the_other_and_a_restart_loses_nothing() 
 
 /// Statuses seen by a bounded loop of guest requests, with when they were seen.
 fn hammer(
-    g: &Gate,
+    g: &Instance,
     cookie: &str,
     until: impl Fn(&[(Instant, u16)]) -> bool,
     limit: Duration,
@@ -173,7 +173,7 @@ fn hammer(
     seen
 }
 
-fn ready(g: &Gate) -> u16 {
+fn ready(g: &Instance) -> u16 {
     common::http(
         g.admin,
         "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
@@ -385,8 +385,8 @@ fn a_redis_that_comes_back_empty_denies() {
 fn the_per_address_throttle_is_shared_by_replicas() {
     let d = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(d.path(), false);
-    let throttled = |key_from: Option<&Gate>| {
-        Gate::start(Opts {
+    let throttled = |key_from: Option<&Instance>| {
+        Instance::start(Opts {
             redis: Some(redis.endpoint()),
             key_file: key_from.map(|g| g.dir.path().join("session.key")),
             guest_config: "verify_per_ip_per_minute = 3".into(),

@@ -6,12 +6,12 @@ mod common;
 
 use std::time::Instant;
 
-use common::{code_and_link, path_of, Browser, Gate, Opts, SmtpSink, ADMIN_KEY, SHARER_KEY};
+use common::{code_and_link, path_of, Browser, Instance, Opts, SmtpSink, ADMIN_KEY, SHARER_KEY};
 use serde_json::json;
 
 const GUEST: &str = "expert@clinic.example";
 
-fn create(g: &Gate, key: &str, case: &str, version: &str) -> (String, String) {
+fn create(g: &Instance, key: &str, case: &str, version: &str) -> (String, String) {
     let (st, body) = g.api(
         key,
         "POST",
@@ -32,7 +32,7 @@ fn create(g: &Gate, key: &str, case: &str, version: &str) -> (String, String) {
 }
 
 /// The code of the newest email in the outbox, checking it names this link.
-fn newest_code(g: &Gate, link: &str) -> String {
+fn newest_code(g: &Instance, link: &str) -> String {
     let mails = g.outbox();
     let (code, mailed_link) = code_and_link(mails.last().expect("an email"));
     assert_eq!(mailed_link, link);
@@ -48,7 +48,7 @@ fn verify(b: &mut Browser<'_>, link: &str, code: &str) -> common::Resp {
 
 #[test]
 fn the_whole_flow_from_share_to_revoke_all() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let (id1, link1) = create(&g, SHARER_KEY, "43", "1");
     let code1 = newest_code(&g, &link1);
     let mail = &g.outbox()[0];
@@ -247,7 +247,7 @@ fn the_whole_flow_from_share_to_revoke_all() {
 
 #[test]
 fn five_wrong_codes_kill_the_code_and_a_used_code_fails() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let (_, link) = create(&g, ADMIN_KEY, "43", "1");
     let code = newest_code(&g, &link);
     let wrong = if code == "000000" { "111111" } else { "000000" };
@@ -267,7 +267,7 @@ fn five_wrong_codes_kill_the_code_and_a_used_code_fails() {
     assert!(b.cookie.is_none());
 
     // a new code (after the resend interval is configured to 1s below) works once
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         guest_config: "resend_interval = \"1s\"".into(),
         ..Opts::default()
     });
@@ -283,7 +283,7 @@ fn five_wrong_codes_kill_the_code_and_a_used_code_fails() {
 
 #[test]
 fn expired_codes_fail_and_resend_is_rate_limited() {
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         guest_config: "code_lifetime = \"1s\"".into(),
         ..Opts::default()
     });
@@ -303,7 +303,7 @@ fn expired_codes_fail_and_resend_is_rate_limited() {
 
 #[test]
 fn parallel_verification_of_one_code_yields_one_session() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let (_, link) = create(&g, ADMIN_KEY, "43", "1");
     let code = newest_code(&g, &link);
     let statuses: Vec<u16> = std::thread::scope(|s| {
@@ -330,7 +330,7 @@ fn parallel_verification_of_one_code_yields_one_session() {
 
 #[test]
 fn cross_origin_posts_and_bad_admin_calls_are_refused() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let (_, link) = create(&g, ADMIN_KEY, "43", "1");
     let code = newest_code(&g, &link);
     let body = format!("code={code}");
@@ -400,7 +400,7 @@ fn cross_origin_posts_and_bad_admin_calls_are_refused() {
 
 #[test]
 fn a_restart_keeps_every_share_revocation_and_session() {
-    let mut g = Gate::start(Opts::default());
+    let mut g = Instance::start(Opts::default());
     let (_, link_a) = create(&g, ADMIN_KEY, "43", "1");
     let code_a = newest_code(&g, &link_a);
     let mut b = Browser::new(&g);
@@ -453,7 +453,7 @@ fn a_restart_keeps_every_share_revocation_and_session() {
 #[test]
 fn invitations_go_through_a_real_smtp_listener() {
     let sink = SmtpSink::start();
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         mail_config: Some(format!(
             "transport = \"smtp\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsmtp_security = \"none\"\nfrom = \"Case Desk <cases@firm.example>\"",
             sink.port
@@ -477,7 +477,7 @@ fn invitations_go_through_a_real_smtp_listener() {
 #[test]
 fn revocation_is_seen_by_the_very_next_request_every_time() {
     // 100 verifications from one address: lift the per-IP throttle for this test.
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         guest_config: "verify_per_ip_per_minute = 1000".into(),
         ..Opts::default()
     });
@@ -517,7 +517,7 @@ fn revocation_is_seen_by_the_very_next_request_every_time() {
 
 #[test]
 fn verification_is_throttled_per_client_address() {
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         guest_config: "verify_per_ip_per_minute = 3".into(),
         ..Opts::default()
     });
@@ -543,7 +543,7 @@ fn verification_is_throttled_per_client_address() {
 /// of a link cannot keep everyone else at 429.
 #[test]
 fn behind_a_trusted_balancer_each_client_has_its_own_throttle() {
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         guest_config: "verify_per_ip_per_minute = 3".into(),
         listen_config: "trusted_proxies = [\"127.0.0.1\"]".into(),
         ..Opts::default()
@@ -572,7 +572,7 @@ fn behind_a_trusted_balancer_each_client_has_its_own_throttle() {
 
 #[test]
 fn the_cli_verbs_drive_the_admin_api() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let cli = |key: &str, args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_guestgate"))
             .args(args)
@@ -635,7 +635,7 @@ fn the_cli_verbs_drive_the_admin_api() {
 
 #[test]
 fn logout_ends_the_session_and_pages_say_what_the_profile_allows() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let (st, body) = g.api(
         ADMIN_KEY,
         "POST",

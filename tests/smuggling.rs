@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::lax::{Lax, LaxUpstream};
-use common::{exchange, Gate, Opts, Seen};
+use common::{exchange, Instance, Opts, Seen};
 
 const EMAIL: &str = "expert@clinic.example";
 const FORGED: &str = "ceo@corp.example";
@@ -343,7 +343,7 @@ fn settled<T>(mut f: impl FnMut() -> Vec<T>) -> Vec<T> {
 
 /// Runs the matrix through one guestgate in front of `upstream`; returns the number of
 /// variants sent, after asserting the invariant.
-fn differential(upstream: &LaxUpstream, g: &Gate) -> usize {
+fn differential(upstream: &LaxUpstream, g: &Instance) -> usize {
     let cookie = g.cookie(EMAIL, &[("sh-42", "42", "3", "smuggle")]);
     let variants = matrix(&cookie);
     let mut answered = 0;
@@ -375,7 +375,7 @@ fn differential(upstream: &LaxUpstream, g: &Gate) -> usize {
 /// The invariant: the upstream parsed exactly the requests guestgate's audit says it
 /// forwarded (a multiset of method and target), each with its whole body or none, and no
 /// identity header guestgate did not write. Returns (forwarded, audited).
-fn assert_invariant(upstream: &LaxUpstream, g: &Gate) -> (usize, usize) {
+fn assert_invariant(upstream: &LaxUpstream, g: &Instance) -> (usize, usize) {
     // The caller's last request was GET /p/sentinel: once it is audited, so is all before.
     g.audit_until("sentinel audited", |e| {
         e["path"] == "/p/sentinel" && e["decision"] == "pass"
@@ -483,8 +483,8 @@ fn policies() -> tempfile::TempDir {
     d
 }
 
-fn gate_for(upstream: &LaxUpstream, policies: &tempfile::TempDir, chunked: bool) -> Gate {
-    Gate::start(Opts {
+fn gate_for(upstream: &LaxUpstream, policies: &tempfile::TempDir, chunked: bool) -> Instance {
+    Instance::start(Opts {
         upstream: Some(upstream.addr),
         policies: Some(policies.path().to_path_buf()),
         upstream_config: format!("chunked_request_bodies = {chunked}"),
@@ -523,7 +523,7 @@ fn lax_upstreams_parse_exactly_what_guestgate_decided() {
 #[test]
 fn the_sample_app_parses_exactly_what_guestgate_decided() {
     let p = policies();
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         policies: Some(p.path().to_path_buf()),
         ..Opts::default()
     });
@@ -539,7 +539,7 @@ fn http2_data_frames_on_bodiless_methods_never_reach_the_app() {
     let (ca, cert, key) = common::private_ca(certs.path());
     let upstream = LaxUpstream::start(Lax::NoBodyOnBodiless);
     let p = policies();
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         tls: Some((cert, key)),
         upstream: Some(upstream.addr),
         policies: Some(p.path().to_path_buf()),

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{code_and_link, path_of, self_signed, Gate, Opts, ADMIN_KEY};
+use common::{code_and_link, path_of, self_signed, Instance, Opts, ADMIN_KEY};
 
 /// curl over TLS (certificate pinned with --cacert); returns (http version, status, headers, body).
 fn curl(ca: &std::path::Path, args: &[&str], url: &str) -> (String, u16, String, String) {
@@ -37,7 +37,7 @@ fn curl(ca: &std::path::Path, args: &[&str], url: &str) -> (String, u16, String,
 fn guests_use_https_and_http2_with_a_secure_host_cookie() {
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(certs.path());
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         tls: Some((cert.clone(), key)),
         ..Opts::default()
     });
@@ -133,7 +133,7 @@ fn sighup_reloads_the_certificate_without_a_restart() {
     let (cert, key) = self_signed(certs.path());
     let old_ca = certs.path().join("old-ca.pem");
     std::fs::copy(&cert, &old_ca).unwrap();
-    let g = Gate::start(Opts {
+    let g = Instance::start(Opts {
         tls: Some((cert.clone(), key)),
         ..Opts::default()
     });

@@ -9,14 +9,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    code_and_link, path_of, wait_replicated, Browser, Gate, Opts, RedisCluster, RedisSentinel,
+    code_and_link, path_of, wait_replicated, Browser, Instance, Opts, RedisCluster, RedisSentinel,
     ADMIN_KEY,
 };
 use guestgate::store::RedisEndpoint;
 use serde_json::json;
 
-fn replica(endpoint: &RedisEndpoint, key_from: Option<&Gate>) -> Gate {
-    Gate::start(Opts {
+fn replica(endpoint: &RedisEndpoint, key_from: Option<&Instance>) -> Instance {
+    Instance::start(Opts {
         redis: Some(endpoint.clone()),
         store_config: "staleness_bound = \"2s\"\ntimeout = \"500ms\"".into(),
         key_file: key_from.map(|g| g.dir.path().join("session.key")),
@@ -26,7 +26,7 @@ fn replica(endpoint: &RedisEndpoint, key_from: Option<&Gate>) -> Gate {
 }
 
 /// A share created through `on` and verified through `through`: (id, session cookie).
-fn verified_share(on: &Gate, through: &Gate, email: &str) -> (String, String) {
+fn verified_share(on: &Instance, through: &Instance, email: &str) -> (String, String) {
     let (st, body) = on.api(
         ADMIN_KEY,
         "POST",
@@ -47,14 +47,14 @@ fn verified_share(on: &Gate, through: &Gate, email: &str) -> (String, String) {
     )
 }
 
-fn get(g: &Gate, cookie: &str) -> u16 {
+fn get(g: &Instance, cookie: &str) -> u16 {
     g.send("GET", "/cases/43/versions/1", Some(cookie), &[])
         .status
 }
 
 /// Revokes through `on` (retrying while the store answers 503) and returns how long
 /// after the DELETE returned `other` denied the share's session.
-fn revoke_and_time(on: &Gate, other: &Gate, id: &str, cookie: &str) -> Duration {
+fn revoke_and_time(on: &Instance, other: &Instance, id: &str, cookie: &str) -> Duration {
     let start = Instant::now();
     loop {
         let st = on
@@ -90,7 +90,7 @@ fn revoke_and_time(on: &Gate, other: &Gate, id: &str, cookie: &str) -> Duration 
 }
 
 /// Lag of `n` revocations through A as seen by B, sorted.
-fn revocation_lags(a: &Gate, b: &Gate, n: usize, tag: &str) -> Vec<Duration> {
+fn revocation_lags(a: &Instance, b: &Instance, n: usize, tag: &str) -> Vec<Duration> {
     let mut lags: Vec<Duration> = (0..n)
         .map(|i| {
             let (id, cookie) = verified_share(a, b, &format!("{tag}{i}@lab.example"));
@@ -105,8 +105,8 @@ fn revocation_lags(a: &Gate, b: &Gate, n: usize, tag: &str) -> Vec<Duration> {
 /// Polls both replicas with a live session until Redis has failed over and both answer
 /// 200 again; returns (first refusal seen, when both were back), relative to `since`.
 fn until_both_serve(
-    a: &Gate,
-    b: &Gate,
+    a: &Instance,
+    b: &Instance,
     cookie: &str,
     since: Instant,
     failed_over: impl Fn() -> bool,

@@ -7,13 +7,13 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{wait_for, Gate, Opts, Proc, RedisServer};
+use common::{wait_for, Instance, Opts, Proc, RedisServer};
 
 #[test]
 fn a_new_process_takes_over_without_refusing_a_request() {
     let d = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(d.path(), false);
-    let mut old = Gate::start(Opts {
+    let mut old = Instance::start(Opts {
         redis: Some(redis.endpoint()),
         // one chain per process: the two overlap while the old one drains
         audit_path: "audit-{pid}.log",
@@ -97,7 +97,7 @@ fn a_new_process_takes_over_without_refusing_a_request() {
 
 #[test]
 fn upgrade_with_the_embedded_store_is_refused_with_a_reason() {
-    let g = Gate::start(Opts::default());
+    let g = Instance::start(Opts::default());
     let out = Command::new(env!("CARGO_BIN_EXE_guestgate"))
         .args(["serve", "--upgrade", "--config"])
         .arg(g.dir.path().join("guestgate.toml"))
