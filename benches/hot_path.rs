@@ -43,6 +43,7 @@ fn hot_path(c: &mut Criterion) {
         version: "3".into(),
         profile: "view-only".into(),
         created_by: "bench".into(),
+        contact: None,
         created_at: 0,
         expires_at: unix_now() + 3600,
         status: ShareStatus::Active,

@@ -118,6 +118,9 @@ pub struct Guest {
     pub share: Option<ShareGrant>,
     /// The rule that allowed, when one did.
     pub rule: Option<String>,
+    /// On a refusal, every share the session holds (the refusal page's ways back);
+    /// empty on an allow, which never needs them.
+    pub held: Vec<ShareGrant>,
 }
 
 /// Everything needed to forward an allowed guest request.
@@ -285,41 +288,35 @@ impl Gate {
             jti: claims.jti,
             share: None,
             rule: None,
+            held: Vec::new(),
+        };
+        // A refusal carries the session's shares for its page's ways back.
+        let refuse = |reason: Reason, mut guest: Guest, held: Vec<ShareGrant>, path| {
+            guest.held = held;
+            Verdict::Refuse {
+                reason,
+                guest: Some(Box::new(guest)),
+                path,
+                body,
+            }
         };
         let host = head.host.or(facts.authority).unwrap_or_default();
         if !self.is_public_host(host) {
-            return Verdict::Refuse {
-                reason: Reason::HostNotPublic,
-                guest: Some(Box::new(guest)),
-                path: None,
-                body,
-            };
+            return refuse(Reason::HostNotPublic, guest, claims.shares, None);
         }
 
         let target = match CanonicalTarget::parse(head.target, self.max_target_length) {
             Ok(t) => t,
-            Err(e) => {
-                return Verdict::Refuse {
-                    reason: e.into(),
-                    guest: Some(Box::new(guest)),
-                    path: None,
-                    body,
-                }
-            }
+            Err(e) => return refuse(e.into(), guest, claims.shares, None),
         };
-        let deny = |reason: Reason, guest| Verdict::Refuse {
-            reason,
-            guest: Some(Box::new(guest)),
-            path: Some(target.path.clone()),
-            body,
-        };
+        let deny = |reason, guest, held| refuse(reason, guest, held, Some(target.path.clone()));
         if target.has_method_override_key()
             || facts
                 .header_names
                 .iter()
                 .any(|n| header_names::is_method_override(n.as_bytes()))
         {
-            return deny(Reason::MethodOverride, guest);
+            return deny(Reason::MethodOverride, guest, claims.shares);
         }
 
         // A session none of whose shares can be used any more has ended, wherever it goes.
@@ -340,7 +337,7 @@ impl Gate {
             } else {
                 Reason::ShareInactive
             };
-            return deny(reason, guest);
+            return deny(reason, guest, claims.shares);
         }
 
         // One generation of policies for the whole decision, even if a reload lands now.
@@ -365,7 +362,11 @@ impl Gate {
                             let forward = target.to_target_with_path(path);
                             let Ok(uri) = forward.parse::<http::Uri>() else {
                                 // Canonical targets always parse; refuse rather than guess if not.
-                                return deny(Reason::TargetUnforwardable, guest);
+                                return deny(
+                                    Reason::TargetUnforwardable,
+                                    guest,
+                                    claims.shares.clone(),
+                                );
                             };
                             let bindings = IdentityBindings {
                                 email: &guest.email,
@@ -376,7 +377,13 @@ impl Gate {
                             for (name, template) in &profile.set_headers {
                                 match HeaderValue::from_str(&template.render(&bindings)) {
                                     Ok(v) => set_headers.push((name.clone(), v)),
-                                    Err(_) => return deny(Reason::HeaderValueInvalid, guest),
+                                    Err(_) => {
+                                        return deny(
+                                            Reason::HeaderValueInvalid,
+                                            guest,
+                                            claims.shares.clone(),
+                                        )
+                                    }
                                 }
                             }
                             guest.share = Some(share.clone());
@@ -401,7 +408,7 @@ impl Gate {
         }
         let reason = closest.map_or(Reason::NoRule, |(m, _)| m.into());
         guest.share = closest.map(|(_, s)| s.clone());
-        deny(reason, guest)
+        deny(reason, guest, claims.shares)
     }
 
     /// Whether a `Host` (or `:authority`) is one guests may use; compared without case.
@@ -429,6 +436,7 @@ mod tests {
             version: "3".into(),
             profile: "view-only".into(),
             created_by: "t".into(),
+            contact: None,
             created_at: 0,
             expires_at: unix_now() + 3600,
             status,

@@ -12,13 +12,15 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-/// What an invitation says.
+/// What an invitation (or a re-sent code) says.
 #[derive(Debug, Clone)]
 pub struct Invitation<'a> {
     /// The guest.
     pub to: &'a str,
-    /// Who shared (staff name or email).
+    /// Who shared (display name).
     pub shared_by: &'a str,
+    /// How to reach them (an email address), when known.
+    pub contact: Option<&'a str>,
     /// Case id.
     pub case: &'a str,
     /// Version id.
@@ -29,12 +31,26 @@ pub struct Invitation<'a> {
     pub code: &'a str,
     /// Minutes the code lives.
     pub code_minutes: u64,
-    /// When the share ends (RFC 3339).
-    pub share_expires: &'a str,
-    /// What the guest can do (the profile description).
-    pub access: &'a str,
+    /// When the share ends, as people read it.
+    pub share_ends: &'a str,
+    /// What the guest can do.
+    pub can: &'a str,
+    /// What the guest cannot do.
+    pub cannot: &'a str,
     /// A re-sent code rather than the first invitation.
     pub resend: bool,
+}
+
+/// One paragraph of an email, written once for both the text and the HTML part.
+enum Para {
+    /// Plain text.
+    Text(String),
+    /// Text, then a link: in HTML a link with this text; in plain text the URL on its own line.
+    Link(String, String),
+    /// A label and the code, set large in HTML.
+    Code(String),
+    /// "label: text" lines, the labels bold in HTML.
+    Pairs(Vec<(&'static str, String)>),
 }
 
 /// Mail failures; the share stays, and the guest can ask for a new code from the link.
@@ -157,10 +173,18 @@ impl Mailer for LettreMailer {
                 inv.shared_by, inv.case, inv.version
             )
         };
-        let msg = Message::builder()
+        // A Message-ID in the sender's domain (the host name of a container means nothing).
+        let domain = self.from.email.domain().to_string();
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(subject)
+            .message_id(Some(format!("<{}@{domain}>", crate::stamp::random_hex(16))))
+            .date_now()
+            .subject(subject);
+        if let Some(contact) = inv.contact.and_then(|c| c.parse::<Mailbox>().ok()) {
+            builder = builder.reply_to(contact);
+        }
+        let msg = builder
             .multipart(MultiPart::alternative_plain_html(text, html))
             .map_err(|e| MailError::Build(e.to_string()))?;
         match &self.transport {
@@ -178,12 +202,13 @@ impl Mailer for LettreMailer {
     }
 }
 
-/// Plain-text and HTML bodies.
-pub fn render(inv: &Invitation<'_>) -> (String, String) {
+/// The paragraphs of an invitation: who shared what, the link and the code, how long
+/// they work, what the guest can and cannot do, how to reach the sharer.
+fn paragraphs(inv: &Invitation<'_>) -> Vec<Para> {
     let intro = if inv.resend {
         format!(
-            "Here is a new code for case {} (version {}).",
-            inv.case, inv.version
+            "Here is a new code for case {}, version {}, which {} shared with you.",
+            inv.case, inv.version, inv.shared_by
         )
     } else {
         format!(
@@ -191,41 +216,80 @@ pub fn render(inv: &Invitation<'_>) -> (String, String) {
             inv.shared_by, inv.case, inv.version
         )
     };
-    let text = format!(
-        "{intro}\n\n\
-         Open this link:\n{link}\n\n\
-         and enter this code: {code}\n\n\
-         The code works once and expires in {mins} minutes. You can ask for a new one on the page.\n\
-         Your access ends {exp}.\n\n\
-         What you can do: {access}\n\
-         What you cannot do: see other cases or other versions, upload, edit or delete documents \
-         (unless the person who shared says otherwise), or see anyone else's data.\n\n\
-         If you did not expect this email, ignore it: without the code nobody can open the link.\n",
-        link = inv.link,
-        code = inv.code,
-        mins = inv.code_minutes,
-        exp = inv.share_expires,
-        access = inv.access,
+    let contact = match inv.contact {
+        Some(c) => format!(
+            "Questions about this share? Write to {} at {c}.",
+            inv.shared_by
+        ),
+        None => format!(
+            "Questions about this share? Ask {}, who shared it.",
+            inv.shared_by
+        ),
+    };
+    vec![
+        Para::Text(intro),
+        Para::Link("Open the shared case:".into(), inv.link.to_string()),
+        Para::Code(inv.code.to_string()),
+        Para::Text(format!(
+            "The code works once, for {} minutes; the page can send you a new one. Your access ends {}.",
+            inv.code_minutes, inv.share_ends
+        )),
+        Para::Pairs(vec![
+            ("You can", format!("{}.", inv.can)),
+            ("You cannot", format!("{}.", inv.cannot)),
+        ]),
+        Para::Text(contact),
+        Para::Text(
+            "If you did not expect this email, ignore it: without the code nobody can open the link."
+                .into(),
+        ),
+    ]
+}
+
+/// Plain-text and HTML bodies: the same paragraphs, so both parts say the same things.
+pub fn render(inv: &Invitation<'_>) -> (String, String) {
+    let mut text = String::new();
+    let mut html = String::from(
+        "<!doctype html><html lang=\"en\"><body style=\"font-family:system-ui,sans-serif;max-width:36rem\">",
     );
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><body style=\"font-family:system-ui,sans-serif;max-width:36rem\">\
-         <p>{intro}</p>\
-         <p><a href=\"{link}\">Open the shared case</a></p>\
-         <p>Your code: <strong style=\"font-size:1.4em;letter-spacing:.15em\">{code}</strong></p>\
-         <p>The code works once and expires in {mins} minutes. You can ask for a new one on the page. \
-         Your access ends {exp}.</p>\
-         <p><strong>What you can do:</strong> {access}<br><strong>What you cannot do:</strong> see other cases \
-         or other versions, upload, edit or delete documents (unless the person who shared says otherwise).</p>\
-         <p style=\"color:#555\">If you did not expect this email, ignore it: without the code nobody can open the link.</p>\
-         </body></html>",
-        intro = esc(&intro),
-        link = esc(inv.link),
-        code = esc(inv.code),
-        mins = inv.code_minutes,
-        exp = esc(inv.share_expires),
-        access = esc(inv.access),
-    );
-    (text, html)
+    for p in paragraphs(inv) {
+        match p {
+            Para::Text(t) => {
+                text.push_str(&format!("{t}\n\n"));
+                html.push_str(&format!("<p>{}</p>", esc(&t)));
+            }
+            Para::Link(label, url) => {
+                text.push_str(&format!("{label}\n{url}\n\n"));
+                html.push_str(&format!(
+                    "<p>{} <a href=\"{}\">{}</a></p>",
+                    esc(&label),
+                    esc(&url),
+                    esc(&url)
+                ));
+            }
+            Para::Code(code) => {
+                text.push_str(&format!("Then enter this code: {code}\n\n"));
+                html.push_str(&format!(
+                    "<p>Then enter this code: <strong style=\"font-size:1.4em;letter-spacing:.15em\">{}</strong></p>",
+                    esc(&code)
+                ));
+            }
+            Para::Pairs(pairs) => {
+                html.push_str("<p>");
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    text.push_str(&format!("{k}: {v}\n"));
+                    if i > 0 {
+                        html.push_str("<br>");
+                    }
+                    html.push_str(&format!("<strong>{k}:</strong> {}", esc(v)));
+                }
+                text.push('\n');
+                html.push_str("</p>");
+            }
+        }
+    }
+    html.push_str("</body></html>");
+    (text.trim_end().to_string() + "\n", html)
 }
 
 #[cfg(test)]
@@ -236,33 +300,77 @@ mod tests {
         Invitation {
             to: "g@x.test",
             shared_by: "Ada <b>",
+            contact: Some("ada@firm.example"),
             case: "42",
             version: "3",
             link: "https://cases.example/_guestgate/s/abc",
             code: "123456",
             code_minutes: 10,
-            share_expires: "2026-12-01T00:00:00Z",
-            access: "Read-only access",
+            share_ends: "Tuesday 1 December 2026, 14:05 UTC (in 7 days)",
+            can: "read the documents of this case version",
+            cannot: "change, upload or delete anything, or see other cases or other versions",
             resend: false,
         }
     }
 
-    #[test]
-    fn both_bodies_carry_link_code_scope_and_expiry_and_html_is_escaped() {
-        let (text, html) = render(&inv());
-        for body in [&text, &html] {
-            assert!(body.contains("https://cases.example/_guestgate/s/abc"));
-            assert!(body.contains("123456"));
-            assert!(body.contains("case 42, version 3"));
-            assert!(body.contains("10 minutes"));
-            assert!(body.contains("2026-12-01T00:00:00Z"));
+    /// The text of an HTML part, tags removed and entities decoded, words only.
+    fn words(html: &str) -> String {
+        let mut out = String::new();
+        let mut in_tag = false;
+        for c in html.chars() {
+            match c {
+                '<' => {
+                    in_tag = true;
+                    out.push(' ');
+                }
+                '>' => in_tag = false,
+                c if !in_tag => out.push(c),
+                _ => {}
+            }
         }
-        assert!(html.contains("Ada &lt;b&gt;"));
-        assert!(!html.contains("Ada <b>"));
+        out.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn both_parts_say_the_same_things_and_html_is_escaped() {
+        let (text, html) = render(&inv());
+        let text_words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        // every sentence of the text part is in the HTML part, and the other way round
+        for sentence in text_words.split(". ").filter(|s| s.len() > 3) {
+            assert!(
+                words(&html).contains(sentence.trim_end_matches('.')),
+                "HTML lacks {sentence:?}"
+            );
+        }
+        for sentence in words(&html).split(". ").filter(|s| s.len() > 3) {
+            assert!(
+                text_words.contains(sentence.trim_end_matches('.')),
+                "text lacks {sentence:?}"
+            );
+        }
+        for needle in [
+            "https://cases.example/_guestgate/s/abc",
+            "123456",
+            "case 42, version 3",
+            "10 minutes",
+            "in 7 days",
+            "You can: read the documents",
+            "You cannot: change, upload or delete anything",
+            "ada@firm.example",
+        ] {
+            assert!(text.contains(needle), "text lacks {needle:?}:\n{text}");
+        }
+        assert!(!text.contains("unless"), "no hedging: {text}");
+        assert!(html.contains("Ada &lt;b&gt;") && !html.contains("Ada <b>"));
     }
 
     #[tokio::test]
-    async fn the_file_transport_writes_one_eml_per_message() {
+    async fn the_file_transport_writes_one_eml_per_message_with_date_and_message_id() {
         let d = tempfile::tempdir().unwrap();
         let m = LettreMailer::new(
             "guestgate <no-reply@x.test>",
@@ -276,7 +384,16 @@ mod tests {
         })
         .await
         .unwrap();
-        let files: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        let files: Vec<_> = std::fs::read_dir(d.path()).unwrap().flatten().collect();
         assert_eq!(files.len(), 2);
+        for f in files {
+            let eml = std::fs::read_to_string(f.path()).unwrap();
+            assert!(eml.contains("\r\nDate: "), "{eml}");
+            assert!(
+                eml.contains("\r\nMessage-ID: <") && eml.contains("@x.test>"),
+                "{eml}"
+            );
+            assert!(eml.contains("\r\nReply-To: ada@firm.example"), "{eml}");
+        }
     }
 }

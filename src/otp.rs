@@ -24,7 +24,7 @@ impl std::fmt::Debug for CodeKey {
 
 /// HMAC-SHA256 with a 32-byte key. HMAC zero-pads keys shorter than its 64-byte block,
 /// so padding here and using the infallible block-size constructor is the same MAC.
-fn hmac(key: &[u8; 32]) -> Hmac<Sha256> {
+pub(crate) fn hmac(key: &[u8; 32]) -> Hmac<Sha256> {
     let mut block = [0u8; 64];
     block[..32].copy_from_slice(key);
     <Hmac<Sha256> as KeyInit>::new(&block.into())

@@ -3,6 +3,7 @@
 //! carries and the connection closed when the request cannot be trusted to end where it
 //! says. Pure: the proxy only writes the [`Reply`].
 
+use crate::guest::pages::WaysBack;
 use crate::html::{esc, page};
 use crate::reason::{Answer, Reason};
 use crate::reply::Reply;
@@ -73,23 +74,42 @@ fn words(answer: Answer) -> (&'static str, &'static str) {
     }
 }
 
+/// What a refusal page knows about the guest: where they can go from here, and which
+/// shares of theirs have ended.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// Links and forms onward.
+    pub ways: WaysBack,
+    /// The shares of the session that have ended ("case 42, version 3").
+    pub ended: Vec<String>,
+}
+
 impl Refusal {
     /// The response: HTML when the client asked for it, JSON otherwise; the deny id in a
-    /// header and in the body so a guest can quote it.
-    pub fn reply(&self, html: bool, deny_id: &str) -> Reply {
+    /// header and in the body so a guest can quote it. A page never ends the guest's path:
+    /// it names what ended and offers the ways back.
+    pub fn reply(&self, html: bool, deny_id: &str, ctx: &Context) -> Reply {
         let status = self.answer.status();
         let mut reply = if html {
             let (title, text) = words(self.answer);
+            let text = match self.answer {
+                Answer::AccessEnded if !ctx.ended.is_empty() => format!(
+                    "Your access to {} has ended: the share expired or was withdrawn. To get back in, open the link in your invitation email again and enter the new code it sends you, or ask the person who shared the case to share it again.",
+                    ctx.ended.join(" and ")
+                ),
+                _ => text.to_string(),
+            };
             Reply::html(
                 status,
                 page(
                     title,
                     &format!(
                         "<h1>{}</h1><p>{}</p>\
-                         <p>If you contact support, quote this reference: <code>{}</code></p>",
+                         <p>If you contact support, quote this reference: <code>{}</code></p>{}",
                         esc(title),
-                        esc(text),
-                        esc(deny_id)
+                        esc(&text),
+                        esc(deny_id),
+                        ctx.ways.html()
                     ),
                 ),
             )
@@ -129,13 +149,14 @@ mod tests {
             reason: Reason::ScopeMismatch,
             close: false,
         };
-        let json = r.reply(false, "d1");
+        let none = Context::default();
+        let json = r.reply(false, "d1", &none);
         assert_eq!((json.status, json.content_type), (403, "application/json"));
         assert_eq!(
             json.text(),
             r#"{"deny_id":"d1","error":"forbidden","reason":"scope_mismatch"}"#
         );
-        let html = r.reply(true, "d<1>");
+        let html = r.reply(true, "d<1>", &none);
         assert!(
             html.text().contains("not part of what was shared")
                 && html.text().contains("d&lt;1&gt;")
@@ -146,8 +167,30 @@ mod tests {
             reason: Reason::StoreStale,
             close: true,
         }
-        .reply(false, "d2");
+        .reply(false, "d2", &none);
         assert_eq!(unavailable.header("retry-after"), Some("5"));
         assert!(unavailable.close);
+        let ended = Refusal {
+            answer: Answer::AccessEnded,
+            reason: Reason::ShareInactive,
+            close: false,
+        }
+        .reply(
+            true,
+            "d3",
+            &Context {
+                ways: WaysBack {
+                    my_shares: Some("/_guestgate/guest".into()),
+                    ..WaysBack::default()
+                },
+                ended: vec!["case 42, version 3".into()],
+            },
+        )
+        .text();
+        assert!(
+            ended.contains("Your access to case 42, version 3 has ended"),
+            "{ended}"
+        );
+        assert!(ended.contains("My shares"), "{ended}");
     }
 }

@@ -138,8 +138,11 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
     ));
     let (store, index) = open_store(&config.store)?;
     let mailer = LettreMailer::new(&config.mail_from, &config.mail).context("mail settings")?;
-    // Codes are keyed with a secret derived from the session key, domain-separated.
-    let code_key = CodeKey::derive(&load_or_create_key(&config.session.key_file)?);
+    // Codes and form tokens are keyed with secrets derived from the session key,
+    // domain-separated.
+    let session_secret = load_or_create_key(&config.session.key_file)?;
+    let code_key = CodeKey::derive(&session_secret);
+    let forms = crate::guest::forgery::FormKey::derive(&session_secret);
     let shares = Arc::new(Shares::new(
         store,
         Arc::clone(&index),
@@ -208,6 +211,7 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
         shares,
         session_cfg: config.session.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
+        forms,
     })?;
     let mut proxy_service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
     let mut on_hup: Vec<Box<dyn Fn() + Send + Sync>> = Vec::new();

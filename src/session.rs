@@ -37,13 +37,28 @@ pub struct SessionConfig {
 impl SessionConfig {
     /// The cookie name as sent by browsers.
     pub fn wire_cookie_name(&self) -> String {
+        self.wire(&self.cookie_name)
+    }
+
+    /// The form cookie (a browser id for anti-forgery tokens): its name without and with
+    /// the prefix browsers send.
+    pub fn form_cookie_names(&self) -> (String, String) {
+        let base = format!("{}{FORM_COOKIE_SUFFIX}", self.cookie_name);
+        let wire = self.wire(&base);
+        (base, wire)
+    }
+
+    fn wire(&self, name: &str) -> String {
         if self.secure_cookie {
-            format!("__Host-{}", self.cookie_name)
+            format!("__Host-{name}")
         } else {
-            self.cookie_name.clone()
+            name.to_string()
         }
     }
 }
+
+/// The form cookie's name is the session cookie's with this suffix.
+pub const FORM_COOKIE_SUFFIX: &str = "_form";
 
 /// The cookie's `SameSite` attribute (`guest.same_site`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -354,16 +369,35 @@ pub enum CookieLookup<'a> {
 /// prefix, with surrounding whitespace. Such a cookie marks a guest request, and is
 /// never passed on to the app.
 pub fn is_session_cookie(name: &str, base: &str) -> bool {
+    unprefixed(name).eq_ignore_ascii_case(base)
+}
+
+/// A cookie name without surrounding whitespace and without a `__Host-` / `__Secure-`
+/// prefix in any case.
+fn unprefixed(name: &str) -> &str {
     let name = name.trim_matches([' ', '\t']);
-    let unprefixed = ["__host-", "__secure-"]
+    ["__host-", "__secure-"]
         .iter()
         .find_map(|p| {
             name.get(..p.len())
                 .filter(|head| head.eq_ignore_ascii_case(p))
-                .map(|_| &name[p.len()..])
+                .and_then(|_| name.get(p.len()..))
         })
-        .unwrap_or(name);
-    unprefixed.eq_ignore_ascii_case(base)
+        .unwrap_or(name)
+}
+
+/// Whether a cookie name is one of guestgate's: the session cookie `base` or its form
+/// cookie, in any spelling.
+fn is_guestgate_cookie(name: &str, base: &str) -> bool {
+    let name = unprefixed(name);
+    name.eq_ignore_ascii_case(base)
+        || name.len() == base.len() + FORM_COOKIE_SUFFIX.len()
+            && name
+                .get(..base.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(base))
+            && name
+                .get(base.len()..)
+                .is_some_and(|t| t.eq_ignore_ascii_case(FORM_COOKIE_SUFFIX))
 }
 
 /// Finds guestgate's cookie (`base`, in any spelling, see [`is_session_cookie`]) across
@@ -420,13 +454,13 @@ fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
             .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// A `Cookie` header value without guestgate's cookie (any spelling), the other bytes
-/// exactly as sent: `Unchanged` when it holds no such cookie, `Removed(None)` when
-/// nothing is left.
+/// A `Cookie` header value without guestgate's cookies (the session cookie `base` and
+/// its form cookie, any spelling), the other bytes exactly as sent: `Unchanged` when it
+/// holds neither, `Removed(None)` when nothing is left.
 pub fn strip_cookie(value: &[u8], base: &str) -> Stripped {
     let is_ours = |pair: &[u8]| {
         let name = pair.split(|&b| b == b'=').next().unwrap_or(pair);
-        std::str::from_utf8(name).is_ok_and(|n| is_session_cookie(n, base))
+        std::str::from_utf8(name).is_ok_and(|n| is_guestgate_cookie(n, base))
     };
     let pairs: Vec<&[u8]> = value.split(|&b| b == b';').collect();
     if !pairs.iter().any(|p| is_ours(p)) {
@@ -568,6 +602,11 @@ mod tests {
             Stripped::Removed(Some(b"a=1; b=2".to_vec()))
         );
         assert_eq!(strip_cookie(b"gg=tok", "gg"), Stripped::Removed(None));
+        // The form cookie is guestgate's too, in every spelling; lookalikes are not.
+        assert_eq!(
+            strip_cookie(b"a=1; gg_form=f; __Host-GG_FORM=f; gg_formx=k", "gg"),
+            Stripped::Removed(Some(b"a=1; gg_formx=k".to_vec()))
+        );
         // The app's own cookies are never rewritten: not when guestgate's is absent ...
         let odd = b"a=\xff\xfe;  b=\"x;y\" ;;c";
         assert_eq!(strip_cookie(odd, "gg"), Stripped::Unchanged);

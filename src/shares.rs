@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::mail::{Invitation, Mailer};
 use crate::otp::{self, CodeKey};
 use crate::reload::LivePolicies;
-use crate::stamp::{random_hex, rfc3339};
+use crate::stamp::{human, random_hex, rfc3339};
 use crate::store::{
     CodeCheck, CodeLimits, IssueOutcome, PendingCode, Share, ShareIndex, ShareStatus, Store,
     StoreError,
@@ -44,6 +44,16 @@ pub struct GuestConfig {
     pub public_hosts: Vec<String>,
     /// `Lax` or `Strict`.
     pub same_site: crate::session::SameSite,
+}
+
+/// What a share lets the guest do, in words, without hedging (from the profile's `can`
+/// and `cannot`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// What the guest can do.
+    pub can: String,
+    /// What the guest cannot do.
+    pub cannot: String,
 }
 
 /// Why a share request is refused; each maps to one API status and reason.
@@ -82,6 +92,8 @@ pub struct NewShare {
     pub notify: bool,
     /// Actor.
     pub created_by: String,
+    /// How the guest reaches the sharer (an email address).
+    pub contact: Option<String>,
 }
 
 /// A created share, with its link (the code is never returned).
@@ -254,19 +266,18 @@ impl Shares {
         format!("{}{}/s/{token}", self.cfg.public_url, self.cfg.prefix)
     }
 
-    /// What a profile allows, in words for the guest: "viewing only" for `view-only`,
-    /// the profile's description otherwise.
-    pub fn access_words(&self, profile: &str) -> String {
-        if profile == "view-only" {
-            return "viewing only".into();
+    /// What a profile allows, in words for the guest.
+    pub fn access(&self, profile: &str) -> Access {
+        match self.policies.current().set.get(profile) {
+            Some(p) => Access {
+                can: p.can.clone(),
+                cannot: p.cannot.clone(),
+            },
+            None => Access {
+                can: format!("use the {profile} access that was granted"),
+                cannot: "see other cases or other versions".into(),
+            },
         }
-        self.policies
-            .current()
-            .set
-            .get(profile)
-            .map(|p| p.description.clone())
-            .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| format!("{profile} access"))
     }
 
     /// Creates a share and (unless told not to) sends the invitation with a code.
@@ -304,6 +315,17 @@ impl Shares {
                 why: "1 to 254 printable characters".into(),
             });
         }
+        let contact = req
+            .contact
+            .as_deref()
+            .map(|c| {
+                normalise_email(c).map_err(|_| ShareError::Invalid {
+                    field: "contact",
+                    why: "an email address guestgate accepts (ASCII, one @, a dotted domain)"
+                        .into(),
+                })
+            })
+            .transpose()?;
         let token = otp::new_link_token();
         let share = Share {
             id: format!("sh_{}", random_hex(12)),
@@ -312,6 +334,7 @@ impl Shares {
             version: req.version,
             profile,
             created_by: req.created_by,
+            contact,
             created_at: now,
             expires_at: now + lifetime,
             status: ShareStatus::Pending,
@@ -360,17 +383,19 @@ impl Shares {
             }
             IssueOutcome::Unusable => return Ok(EmailOutcome::Unusable),
         }
-        let access = self.access_words(&share.profile);
+        let access = self.access(&share.profile);
         let inv = Invitation {
             to: &share.email,
             shared_by: &share.created_by,
+            contact: share.contact.as_deref(),
             case: &share.case,
             version: &share.version,
             link,
             code: &code,
             code_minutes: self.cfg.code_lifetime.as_secs().div_ceil(60),
-            share_expires: &rfc3339(share.expires_at),
-            access: &access,
+            share_ends: &human(share.expires_at, now),
+            can: &access.can,
+            cannot: &access.cannot,
             resend,
         };
         let outcome = match self.mailer.send(&inv).await {

@@ -31,6 +31,78 @@ pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// A moment as people read it, with the zone and how far away it is:
+/// `Tuesday 1 December 2026, 14:05 UTC (in 7 days)`.
+pub fn human(secs: u64, now: u64) -> String {
+    const DAYS: [&str; 7] = [
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+    ];
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let days = secs / 86_400;
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    format!(
+        "{} {d} {} {y}, {hh:02}:{mm:02} UTC ({})",
+        DAYS[(days % 7) as usize],
+        MONTHS[(m - 1) as usize],
+        relative(secs, now)
+    )
+}
+
+/// `in 7 days`, `in 3 hours`, `in 10 minutes`, `2 days ago`, `now`.
+pub fn relative(secs: u64, now: u64) -> String {
+    let (delta, future) = if secs >= now {
+        (secs - now, true)
+    } else {
+        (now - secs, false)
+    };
+    let (n, unit) = match delta {
+        d if d < 60 => return "now".into(),
+        d if d < 3600 => (d / 60, "minute"),
+        d if d < 86_400 * 2 => (d / 3600, "hour"),
+        d => (d / 86_400, "day"),
+    };
+    let s = if n == 1 { "" } else { "s" };
+    if future {
+        format!("in {n} {unit}{s}")
+    } else {
+        format!("{n} {unit}{s} ago")
+    }
+}
+
+/// (year, month, day) of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +118,25 @@ mod tests {
         assert_eq!(id.len(), 16);
         assert_ne!(id, random_hex(8));
         assert!(unix_now() > 1_700_000_000);
+    }
+
+    #[test]
+    fn dates_read_as_people_read_them() {
+        // 2026-12-01T14:05:00Z, a Tuesday
+        let t = 1_796_133_900;
+        assert_eq!(rfc3339(t), "2026-12-01T14:05:00Z");
+        assert_eq!(
+            human(t, t - 7 * 86_400),
+            "Tuesday 1 December 2026, 14:05 UTC (in 7 days)"
+        );
+        assert_eq!(human(0, 0), "Thursday 1 January 1970, 00:00 UTC (now)");
+        assert_eq!(
+            human(951_782_400, 0).split(',').next(),
+            Some("Tuesday 29 February 2000")
+        );
+        assert_eq!(relative(100, 100 + 600), "10 minutes ago");
+        assert_eq!(relative(100 + 3600, 100), "in 1 hour");
+        assert_eq!(relative(100 + 30 * 3600, 100), "in 30 hours");
+        assert_eq!(relative(100 + 2 * 86_400, 100), "in 2 days");
     }
 }

@@ -112,6 +112,7 @@ async fn a_revocation_between_a_code_check_and_its_index_write_is_not_undone() {
                 expires_in: None,
                 notify: true,
                 created_by: "Ada".into(),
+                contact: None,
             },
             now,
         )

@@ -34,6 +34,7 @@ fn share(id: &str, t: u64) -> Share {
         version: "3".into(),
         profile: "view-only".into(),
         created_by: "t".into(),
+        contact: None,
         created_at: t,
         expires_at: t + 10_000,
         status: ShareStatus::Pending,

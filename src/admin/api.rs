@@ -106,6 +106,7 @@ struct CreateShare {
     expires_in: Option<u64>,
     notify: Option<bool>,
     created_by: Option<String>,
+    contact: Option<String>,
 }
 
 /// The JSON form of a share (never its token or code).
@@ -118,6 +119,7 @@ pub fn share_json(s: &Share, now: u64, last_access: u64) -> Value {
         "profile": s.profile,
         "status": s.effective_status(now),
         "created_by": s.created_by,
+        "contact": s.contact,
         "created_at": rfc3339(s.created_at),
         "expires_at": rfc3339(s.expires_at),
         "accepted_at": s.accepted_at.map(rfc3339),
@@ -264,6 +266,7 @@ impl AdminApi {
                     expires_in: req.expires_in,
                     notify: req.notify.unwrap_or(true),
                     created_by: req.created_by.unwrap_or_else(|| key.name.clone()),
+                    contact: req.contact,
                 };
                 match self.shares.create(new, now).await {
                     Ok(c) => {

@@ -55,6 +55,10 @@ pub enum ShareCommand {
         /// Who is sharing (shown to the guest).
         #[arg(long)]
         created_by: Option<String>,
+        /// How the guest reaches the sharer: an email address (shown to the guest, and the
+        /// invitation's Reply-To).
+        #[arg(long)]
+        contact: Option<String>,
     },
     /// List shares.
     List {
@@ -136,6 +140,7 @@ pub fn share(admin: &AdminArgs, command: ShareCommand) -> anyhow::Result<ExitCod
             expires_in,
             no_notify,
             created_by,
+            contact,
         } => {
             let expires_in = expires_in
                 .map(|d| humantime::parse_duration(&d).map(|d| d.as_secs()))
@@ -144,6 +149,7 @@ pub fn share(admin: &AdminArgs, command: ShareCommand) -> anyhow::Result<ExitCod
             let body = serde_json::json!({
                 "email": email, "case": case, "version": version, "profile": profile,
                 "expires_in": expires_in, "notify": !no_notify, "created_by": created_by,
+                "contact": contact,
             });
             admin_call(admin, "POST", "/admin/v1/shares", Some(&body))
         }

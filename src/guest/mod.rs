@@ -1,22 +1,27 @@
 //! guestgate's own routes for guests, under the configured prefix (default
 //! `/_guestgate`): the challenge page for a link, code verification (which mints or
-//! extends the session cookie), "send me a new code", the list of shares this browser
-//! holds, and logout. Nothing under the prefix ever reaches the app.
+//! extends the session cookie), "send me a new code", the cases this browser holds, and
+//! signing out. Nothing under the prefix ever reaches the app.
 //!
 //! Each route is a function from a [`GuestRequest`] (plain data the proxy read once) to
-//! a [`Reply`] and the [`PageEvent`] to audit; the proxy writes the reply. Store failures
-//! answer 503: never open.
+//! a [`Reply`] and the [`PageEvent`] to audit; the proxy writes the reply. Forms follow
+//! post/redirect/get: after a wrong code or a new code the browser is sent back to the
+//! challenge page (303), which says what happened, so a reload never posts again. Store
+//! failures answer 503: never open.
 
+pub mod forgery;
 pub mod pages;
 
 use std::net::IpAddr;
 
+use crate::otp;
 use crate::reply::Reply;
 use crate::session::{self, CookieLookup, SessionConfig, SessionKeys, ShareGrant};
 use crate::shares::{EmailOutcome, GuestConfig, Shares};
-use crate::stamp::rfc3339;
+use crate::stamp::human;
 use crate::store::{CodeCheck, Share};
-use pages::{Challenge, HeldShare};
+use forgery::{FormKey, FormOrigin, Purpose};
+use pages::{Challenge, Form, HeldShare, WaysBack};
 
 /// Largest form body accepted on guest routes.
 pub const MAX_FORM: usize = 4096;
@@ -63,10 +68,12 @@ pub struct GuestRequest<'a> {
     pub method: &'a str,
     /// The path after guestgate's prefix (`/s/<token>`).
     pub path: &'a str,
+    /// The query string, if any (the challenge page's message after a redirect).
+    pub query: Option<&'a str>,
     /// Values of every `Cookie` header.
     pub cookies: Vec<&'a [u8]>,
-    /// The `Origin` header.
-    pub origin: Option<&'a [u8]>,
+    /// `Origin` and `Sec-Fetch-Site`.
+    pub from: FormOrigin<'a>,
     /// The client (through trusted proxies), for the verify throttle.
     pub client: Option<IpAddr>,
     /// The form body of a POST; `None` when it was too large or could not be read.
@@ -98,6 +105,8 @@ pub struct GuestRoutes<'a> {
     pub keys: &'a SessionKeys,
     /// Session settings.
     pub session: &'a SessionConfig,
+    /// Anti-forgery tokens for the forms.
+    pub forms: &'a FormKey,
 }
 
 /// The origin (`scheme://host[:port]`) of a public URL.
@@ -116,29 +125,74 @@ pub fn landing(template: &str, g: &ShareGrant) -> String {
         .replace("{version}", &g.version)
 }
 
-fn invalid_link() -> Reply {
-    Reply::html(
-        404,
-        pages::message(
-            "This link cannot be used",
-            "The link is not valid any more: it may have expired or been withdrawn. Ask the person who shared the case to share it again.",
-        ),
-    )
+/// What the challenge page says after a redirect: carried in its query, a fixed set of
+/// messages (numbers bounded), so a crafted link can only show one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flash {
+    Wrong(u32),
+    Expired,
+    Wait(u64),
+    MailFailed,
+    Sent,
 }
 
-fn locked_page() -> Reply {
-    Reply::html(
-        403,
-        pages::message(
-            "This link is locked",
-            "Too many wrong codes were entered for this link, so it has been locked to protect the case. Ask the person who shared the case to share it again.",
-        ),
-    )
+impl Flash {
+    fn query(self) -> String {
+        match self {
+            Self::Wrong(left) => format!("e=wrong&left={left}"),
+            Self::Expired => "e=expired".into(),
+            Self::Wait(secs) => format!("e=wait&s={secs}"),
+            Self::MailFailed => "e=mail".into(),
+            Self::Sent => "n=sent".into(),
+        }
+    }
+
+    fn parse(query: Option<&str>) -> Option<Self> {
+        let get = |key: &str| {
+            query?
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .map(str::to_string)
+        };
+        let num = |v: Option<String>, max: u64| v?.parse::<u64>().ok().filter(|n| *n <= max);
+        match get("e").as_deref() {
+            Some("wrong") => {
+                num(get("left"), u64::from(otp::MAX_ATTEMPTS)).map(|n| Self::Wrong(n as u32))
+            }
+            Some("expired") => Some(Self::Expired),
+            Some("wait") => num(get("s"), 3600).map(Self::Wait),
+            Some("mail") => Some(Self::MailFailed),
+            _ if get("n").as_deref() == Some("sent") => Some(Self::Sent),
+            _ => None,
+        }
+    }
+
+    /// (error, notice) for the page.
+    fn words(self, masked_email: &str) -> (Option<String>, Option<String>) {
+        match self {
+            Self::Wrong(0) => (Some("That code is not right, and it can no longer be used. Send yourself a new code.".into()), None),
+            Self::Wrong(left) => (
+                Some(format!(
+                    "That code is not right. {left} {} left.",
+                    if left == 1 { "try" } else { "tries" }
+                )),
+                None,
+            ),
+            Self::Expired => (Some("This code has expired or was already used. Send yourself a new code.".into()), None),
+            Self::Wait(secs) => (Some(format!("A code was sent very recently. You can ask for another in {secs} seconds.")), None),
+            Self::MailFailed => (Some("We could not send the email just now. Try again in a minute.".into()), None),
+            Self::Sent => (None, Some(format!("We sent a new code to {masked_email}."))),
+        }
+    }
 }
 
 impl GuestRoutes<'_> {
     fn cfg(&self) -> &GuestConfig {
         self.shares.guest_config()
+    }
+
+    fn challenge_path(&self, token: &str) -> String {
+        format!("{}/s/{token}", self.cfg().prefix)
     }
 
     /// Answers one guest request.
@@ -147,49 +201,87 @@ impl GuestRoutes<'_> {
         match route(req.method, req.path) {
             r @ (Route::NotFound | Route::WrongMethod) => {
                 let status = if r == Route::NotFound { 404 } else { 405 };
-                let html = pages::message("Page not found", "There is nothing here.");
+                let ways = self.my_shares_only();
+                let html = pages::message("Page not found", "There is nothing here.", &ways);
                 (Reply::html(status, html), PageEvent::new("not_found", None))
             }
             Route::Challenge(token) => match self.shares.by_token(token, now).await {
                 Ok(Some(share)) if !share.locked => {
-                    let html = self.challenge_page(token, &share, None, None);
-                    (Reply::html(200, html), PageEvent::new("page", Some(share)))
+                    let (browser, set_cookie) = self.browser(req);
+                    let (error, notice) = Flash::parse(req.query)
+                        .map(|f| f.words(&pages::mask_email(&share.email)))
+                        .unwrap_or_default();
+                    let html = self.challenge_page(
+                        token,
+                        &share,
+                        &browser,
+                        error.as_deref(),
+                        notice.as_deref(),
+                        now,
+                    );
+                    let mut reply = Reply::html(200, html);
+                    if let Some(c) = set_cookie {
+                        reply = reply.with_header("set-cookie", c);
+                    }
+                    (reply, PageEvent::new("page", Some(share)))
                 }
-                Ok(Some(share)) => (locked_page(), PageEvent::new("locked", Some(share))),
-                Ok(None) => (invalid_link(), PageEvent::new("invalid_link", None)),
+                Ok(Some(share)) => (self.locked_page(), PageEvent::new("locked", Some(share))),
+                Ok(None) => (self.invalid_link(), PageEvent::new("invalid_link", None)),
                 Err(e) => self.unavailable(PageEvent::default(), &e.to_string()),
             },
             route @ (Route::Verify(token) | Route::Resend(token)) => {
-                if !self.same_origin(req) {
-                    let html = pages::message(
-                        "Please use the page",
-                        "This form has to be sent from the page guestgate showed you. Open your link again.",
-                    );
-                    return (Reply::html(403, html), PageEvent::new("cross_origin", None));
+                let back = self.challenge_path(token);
+                let Some(form) = req.form.and_then(|f| crate::target::parse_form(f).ok()) else {
+                    return (self.bad_form(&back), PageEvent::new("bad_request", None));
+                };
+                let field = |name: &str| {
+                    form.iter()
+                        .find(|(k, _)| k == name)
+                        .map_or("", |(_, v)| v.as_str())
+                };
+                let hash = otp::token_hash(token);
+                if !self.form_allowed(req, Purpose::Link(&hash), field(forgery::FIELD)) {
+                    return (self.cross_site(&back), PageEvent::new("cross_origin", None));
                 }
                 let share = match self.shares.by_token(token, now).await {
                     Ok(Some(s)) => s,
-                    Ok(None) => return (invalid_link(), PageEvent::new("invalid_link", None)),
+                    Ok(None) => return (self.invalid_link(), PageEvent::new("invalid_link", None)),
                     Err(e) => return self.unavailable(PageEvent::default(), &e.to_string()),
                 };
                 if matches!(route, Route::Verify(_)) {
-                    self.verify(req, token, share).await
+                    self.verify(req, token, share, field("code")).await
                 } else {
                     self.resend(token, share, now).await
                 }
             }
-            Route::Shares => (self.shares_page(req), PageEvent::new("shares", None)),
+            Route::Shares => {
+                let (browser, set_cookie) = self.browser(req);
+                let mut reply = self.shares_page(req, &browser);
+                if let Some(c) = set_cookie {
+                    reply = reply.with_header("set-cookie", c);
+                }
+                (reply, PageEvent::new("shares", None))
+            }
             Route::Logout => {
-                if !self.same_origin(req) {
+                let token = req
+                    .form
+                    .and_then(|f| crate::target::parse_form(f).ok())
+                    .and_then(|f| f.into_iter().find(|(k, _)| k == forgery::FIELD))
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                if !self.form_allowed(req, Purpose::SignOut, &token) {
+                    let ways = self.my_shares_only();
                     let html = pages::message(
                         "Please use the page",
-                        "Sign out from the page guestgate showed you.",
+                        "Sign out from a page guestgate showed you: the form could not be checked.",
+                        &ways,
                     );
-                    return (Reply::html(403, html), PageEvent::new("logout", None));
+                    return (Reply::html(403, html), PageEvent::new("cross_origin", None));
                 }
                 let html = pages::message(
                     "Signed out",
-                    "You are signed out in this browser. Open your link again to come back.",
+                    "You are signed out in this browser. To open a shared case again, use the link in your invitation email.",
+                    &WaysBack::default(),
                 );
                 let reply = Reply::html(200, html).with_header("set-cookie", self.cookie("", 0));
                 (reply, PageEvent::new("logout", None))
@@ -197,50 +289,140 @@ impl GuestRoutes<'_> {
         }
     }
 
-    fn shares_page(&self, req: &GuestRequest<'_>) -> Reply {
+    /// This browser's id for form tokens, and the `Set-Cookie` that gives it one when it
+    /// has none yet.
+    pub fn browser(&self, req: &GuestRequest<'_>) -> (String, Option<String>) {
+        let (base, wire) = self.form_cookie_names();
+        if let Some(id) = forgery::browser_id(&req.cookies, &base, &wire) {
+            return (id.to_string(), None);
+        }
+        let id = forgery::new_browser_id();
+        let mut c = format!("{wire}={id}; Path=/; HttpOnly; SameSite=Strict");
+        if self.session.secure_cookie {
+            c.push_str("; Secure");
+        }
+        (id, Some(c))
+    }
+
+    /// The form cookie's name without and with its `__Host-` prefix.
+    pub fn form_cookie_names(&self) -> (String, String) {
+        self.session.form_cookie_names()
+    }
+
+    fn form_allowed(&self, req: &GuestRequest<'_>, purpose: Purpose<'_>, token: &str) -> bool {
+        let origin = public_origin(&self.cfg().public_url);
+        req.from.allows(origin, || {
+            let (base, wire) = self.form_cookie_names();
+            forgery::browser_id(&req.cookies, &base, &wire)
+                .is_some_and(|b| self.forms.check(b, purpose, token))
+        })
+    }
+
+    /// Where a guest can go from a page that ends their path: the cases still open to this
+    /// browser, "My shares", and a sign-out form (with the `Set-Cookie` for a form cookie
+    /// when the browser has none). `held` are the shares in the session.
+    pub fn ways_back(
+        &self,
+        req: &GuestRequest<'_>,
+        held: &[ShareGrant],
+    ) -> (WaysBack, Option<String>) {
+        let (browser, set_cookie) = self.browser(req);
+        let open = held
+            .iter()
+            .filter(|g| g.exp > req.now && self.shares.index().usable(&g.id, req.now))
+            .map(|g| {
+                (
+                    format!("Case {}, version {}", g.case, g.version),
+                    landing(&self.cfg().landing, g),
+                )
+            })
+            .collect();
+        let ways = WaysBack {
+            open,
+            my_shares: Some(format!("{}/guest", self.cfg().prefix)),
+            sign_out: Some((
+                format!("{}/logout", self.cfg().prefix),
+                self.forms.token(&browser, Purpose::SignOut),
+            )),
+            challenge: None,
+        };
+        (ways, set_cookie)
+    }
+
+    fn my_shares_only(&self) -> WaysBack {
+        WaysBack {
+            my_shares: Some(format!("{}/guest", self.cfg().prefix)),
+            ..WaysBack::default()
+        }
+    }
+
+    fn shares_page(&self, req: &GuestRequest<'_>, browser: &str) -> Reply {
         let held = self.current_session(req);
         let (email, grants) = match &held {
             Some(c) => (c.sub.as_str(), c.shares.as_slice()),
-            None => ("nobody", &[][..]),
+            None => ("", &[][..]),
         };
+        let accesses: Vec<String> = grants
+            .iter()
+            .map(|g| self.shares.access(&g.profile).can)
+            .collect();
         let rows: Vec<HeldShare<'_>> = grants
             .iter()
-            .filter(|g| self.shares.index().admit(&g.id, req.now))
-            .map(|g| HeldShare {
+            .zip(&accesses)
+            .filter(|(g, _)| g.exp > req.now && self.shares.index().usable(&g.id, req.now))
+            .map(|(g, access)| HeldShare {
                 case: &g.case,
                 version: &g.version,
-                profile: &g.profile,
+                access,
                 href: landing(&self.cfg().landing, g),
-                expires: rfc3339(g.exp),
+                ends: human(g.exp, req.now),
             })
             .collect();
         let logout = format!("{}/logout", self.cfg().prefix);
-        Reply::html(200, pages::shares(email, &rows, &logout))
+        let token = self.forms.token(browser, Purpose::SignOut);
+        let form = Form {
+            action: &logout,
+            token: &token,
+        };
+        Reply::html(200, pages::shares(email, &rows, &form))
     }
 
     fn challenge_page(
         &self,
         token: &str,
         share: &Share,
+        browser: &str,
         error: Option<&str>,
         notice: Option<&str>,
+        now: u64,
     ) -> String {
         let prefix = &self.cfg().prefix;
+        let form_token = self
+            .forms
+            .token(browser, Purpose::Link(&otp::token_hash(token)));
+        let (verify, resend) = (
+            format!("{prefix}/s/{token}/verify"),
+            format!("{prefix}/s/{token}/resend"),
+        );
         pages::challenge(&Challenge {
             masked_email: &pages::mask_email(&share.email),
             case: &share.case,
             version: &share.version,
-            access: &self.shares.access_words(&share.profile),
-            verify_action: &format!("{prefix}/s/{token}/verify"),
-            resend_action: &format!("{prefix}/s/{token}/resend"),
+            shared_by: &share.created_by,
+            access: &self.shares.access(&share.profile),
+            ends: &human(share.expires_at, now),
+            code_minutes: self.cfg().code_lifetime.as_secs().div_ceil(60),
+            verify: Form {
+                action: &verify,
+                token: &form_token,
+            },
+            resend: Form {
+                action: &resend,
+                token: &form_token,
+            },
             error,
             notice,
         })
-    }
-
-    fn same_origin(&self, req: &GuestRequest<'_>) -> bool {
-        let origin = public_origin(&self.cfg().public_url);
-        req.origin.is_some_and(|o| o == origin.as_bytes())
     }
 
     fn current_session(&self, req: &GuestRequest<'_>) -> Option<session::Claims> {
@@ -267,6 +449,62 @@ impl GuestRoutes<'_> {
         c
     }
 
+    fn redirect_back(&self, token: &str, flash: Flash) -> Reply {
+        Reply::redirect(&format!("{}?{}", self.challenge_path(token), flash.query()))
+    }
+
+    fn invalid_link(&self) -> Reply {
+        Reply::html(
+            404,
+            pages::message(
+                "This link cannot be used",
+                "The link is not valid any more: it may have expired or been withdrawn. Ask the person who shared the case to share it again.",
+                &self.my_shares_only(),
+            ),
+        )
+    }
+
+    fn locked_page(&self) -> Reply {
+        Reply::html(
+            403,
+            pages::message(
+                "This link is locked",
+                "Too many wrong codes were entered for this link, so it has been locked to protect the case. Ask the person who shared the case to share it again.",
+                &self.my_shares_only(),
+            ),
+        )
+    }
+
+    fn bad_form(&self, back: &str) -> Reply {
+        let ways = WaysBack {
+            challenge: Some(back.to_string()),
+            ..WaysBack::default()
+        };
+        Reply::html(
+            400,
+            pages::message(
+                "That form could not be read",
+                "Nothing was checked and no try was used. Go back to the code page and enter the code again.",
+                &ways,
+            ),
+        )
+    }
+
+    fn cross_site(&self, back: &str) -> Reply {
+        let ways = WaysBack {
+            challenge: Some(back.to_string()),
+            ..WaysBack::default()
+        };
+        Reply::html(
+            403,
+            pages::message(
+                "Please use the page",
+                "This form has to be sent from the page guestgate showed you, and it could not be checked. Open the code page again and enter the code there.",
+                &ways,
+            ),
+        )
+    }
+
     fn unavailable(&self, mut ev: PageEvent, why: &str) -> (Reply, PageEvent) {
         crate::metrics::get()
             .store_errors
@@ -277,6 +515,7 @@ impl GuestRoutes<'_> {
         let html = pages::message(
             "Temporarily unavailable",
             "We cannot check your access right now. Nothing was lost; please try again in a minute.",
+            &WaysBack::default(),
         );
         (Reply::html(503, html).with_header("retry-after", "30"), ev)
     }
@@ -286,6 +525,7 @@ impl GuestRoutes<'_> {
         req: &GuestRequest<'_>,
         token: &str,
         share: Share,
+        typed: &str,
     ) -> (Reply, PageEvent) {
         let now = req.now;
         let failed = PageEvent::new("failed", Some(share.clone()));
@@ -295,29 +535,19 @@ impl GuestRoutes<'_> {
                 Err(e) => return self.unavailable(failed, &e.to_string()),
             };
             if count > self.cfg().verify_per_ip_per_minute {
+                let (browser, _) = self.browser(req);
                 let html = self.challenge_page(
                     token,
                     &share,
+                    &browser,
                     Some("Too many attempts from your network. Wait a minute, then try again."),
                     None,
+                    now,
                 );
                 let reply = Reply::html(429, html).with_header("retry-after", "60");
                 return (reply, PageEvent::new("throttled", Some(share)));
             }
         }
-        let Some(form) = req.form.and_then(|f| crate::target::parse_form(f).ok()) else {
-            let html = self.challenge_page(
-                token,
-                &share,
-                Some("Enter the 6-digit code from the email."),
-                None,
-            );
-            return (Reply::html(400, html), failed);
-        };
-        let typed = form
-            .iter()
-            .find(|(k, _)| k == "code")
-            .map_or("", |(_, v)| v.as_str());
         let outcome = match self.shares.check_code(&share, typed, now).await {
             Ok(o) => o,
             Err(e) => return self.unavailable(failed, &e.to_string()),
@@ -351,29 +581,13 @@ impl GuestRoutes<'_> {
                     .with_header("set-cookie", self.cookie(&jwt, max_age));
                 (reply, PageEvent::new("verified", Some(*active)))
             }
-            CodeCheck::Wrong { left } => {
-                let msg = if left == 0 {
-                    "That code is not right, and it can no longer be used. Send yourself a new code.".to_string()
-                } else {
-                    format!(
-                        "That code is not right. {left} {} left.",
-                        if left == 1 { "try" } else { "tries" }
-                    )
-                };
-                let html = self.challenge_page(token, &share, Some(&msg), None);
-                (Reply::html(401, html), failed)
-            }
-            CodeCheck::NoCode => {
-                let html = self.challenge_page(
-                    token,
-                    &share,
-                    Some("This code has expired or was already used. Send yourself a new code."),
-                    None,
-                );
-                (Reply::html(401, html), failed)
-            }
-            CodeCheck::Locked => (locked_page(), PageEvent::new("locked", Some(share))),
-            CodeCheck::Unusable => (invalid_link(), PageEvent::new("invalid_link", Some(share))),
+            CodeCheck::Wrong { left } => (self.redirect_back(token, Flash::Wrong(left)), failed),
+            CodeCheck::NoCode => (self.redirect_back(token, Flash::Expired), failed),
+            CodeCheck::Locked => (self.locked_page(), PageEvent::new("locked", Some(share))),
+            CodeCheck::Unusable => (
+                self.invalid_link(),
+                PageEvent::new("invalid_link", Some(share)),
+            ),
         }
     }
 
@@ -386,32 +600,18 @@ impl GuestRoutes<'_> {
                 return self.unavailable(ev, &e.to_string());
             }
         };
-        let (event, status, error, notice) = match &outcome {
-            EmailOutcome::Sent => (
-                "code_sent",
-                200,
-                None,
-                Some(format!("We sent a new code to {}.", pages::mask_email(&share.email))),
-            ),
-            EmailOutcome::RateLimited { retry_after } => (
-                "resend_refused",
-                429,
-                Some(format!("A code was sent very recently. You can ask for another in {retry_after} seconds.")),
-                None,
-            ),
-            EmailOutcome::Failed(_) => (
-                "resend_failed",
-                502,
-                Some("We could not send the email just now. Try again in a minute.".to_string()),
-                None,
-            ),
+        let (event, flash) = match &outcome {
+            EmailOutcome::Sent => ("code_sent", Flash::Sent),
+            EmailOutcome::RateLimited { retry_after } => {
+                ("resend_refused", Flash::Wait(*retry_after))
+            }
+            EmailOutcome::Failed(_) => ("resend_failed", Flash::MailFailed),
             EmailOutcome::Unusable | EmailOutcome::Skipped => {
-                return (locked_page(), PageEvent::new("locked", Some(share)));
+                return (self.locked_page(), PageEvent::new("locked", Some(share)));
             }
         };
-        let html = self.challenge_page(token, &share, error.as_deref(), notice.as_deref());
         (
-            Reply::html(status, html),
+            self.redirect_back(token, flash),
             PageEvent::new(event, Some(share)),
         )
     }
@@ -444,5 +644,30 @@ mod tests {
             public_origin("http://127.0.0.1:8080/base"),
             "http://127.0.0.1:8080"
         );
+    }
+
+    #[test]
+    fn flash_messages_round_trip_and_refuse_anything_else() {
+        for f in [
+            Flash::Wrong(4),
+            Flash::Wrong(0),
+            Flash::Expired,
+            Flash::Wait(42),
+            Flash::MailFailed,
+            Flash::Sent,
+        ] {
+            assert_eq!(Flash::parse(Some(&f.query())), Some(f));
+        }
+        for q in [
+            "e=wrong&left=99",
+            "e=wait&s=99999",
+            "e=other",
+            "",
+            "left=3",
+            "e=wrong",
+        ] {
+            assert_eq!(Flash::parse(Some(q)), None, "{q}");
+        }
+        assert_eq!(Flash::parse(None), None);
     }
 }

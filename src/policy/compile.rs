@@ -151,6 +151,10 @@ pub struct Profile {
     pub name: String,
     /// Description.
     pub description: String,
+    /// What a guest can do, in words (`can`, or the description).
+    pub can: String,
+    /// What a guest cannot do, in words (`cannot`, or a default naming the scope).
+    pub cannot: String,
     /// Rules in file order.
     pub rules: Vec<Rule>,
     /// All rule patterns, so one pass finds the candidate rules.
@@ -242,9 +246,21 @@ pub fn compile_profile(raw: RawProfile, src: &Source) -> Result<Profile, Vec<Sou
     }
     let set = RegexSet::new(rules.iter().map(|r| r.regex.as_str()))
         .map_err(|e| vec![src.error_at("rule", format!("rules do not compile together: {e}"))])?;
+    let can = raw.can.unwrap_or_else(|| {
+        if raw.description.is_empty() {
+            format!("use the {} access that was granted", raw.name)
+        } else {
+            raw.description.clone()
+        }
+    });
+    let cannot = raw.cannot.unwrap_or_else(|| {
+        "see other cases or other versions, or do anything not named above".into()
+    });
     Ok(Profile {
         name: raw.name,
         description: raw.description,
+        can,
+        cannot,
         rules,
         set,
         set_headers,

@@ -14,6 +14,11 @@ pub struct RawProfile {
     /// Free text shown by `policy check` and in docs.
     #[serde(default)]
     pub description: String,
+    /// What a guest with this profile can do, in words for the guest (challenge page,
+    /// invitation email): "read the documents of this case version".
+    pub can: Option<String>,
+    /// What they cannot do: "change, upload or delete anything".
+    pub cannot: Option<String>,
     /// The allow rules, in order; anything none of them allows is denied.
     #[serde(default, rename = "rule")]
     pub rules: Vec<RawRule>,

@@ -23,9 +23,11 @@ use tracing::Instrument;
 use crate::audit::AuditSink;
 use crate::client_addr::TrustedProxies;
 use crate::decision::{Gate, Verdict};
-use crate::guest::{GuestRoutes, PageEvent};
+use crate::guest::forgery::{FormKey, FormOrigin};
+use crate::guest::{GuestRequest, GuestRoutes, PageEvent};
 use crate::metrics;
-use crate::reason::Reason;
+use crate::reason::{Answer, Reason};
+use crate::refusal;
 use crate::session::SessionConfig;
 use crate::shares::Shares;
 use crate::stamp::{random_hex, unix_now};
@@ -73,6 +75,7 @@ pub struct GuestGateProxy {
     trusted_proxies: TrustedProxies,
     /// The `Host` guest requests carry upstream.
     upstream_host: http::HeaderValue,
+    forms: FormKey,
 }
 
 /// Everything the proxy is built from.
@@ -93,6 +96,8 @@ pub struct ProxyParts {
     pub session_cfg: SessionConfig,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
+    /// Anti-forgery tokens for guestgate's forms.
+    pub forms: FormKey,
 }
 
 impl GuestGateProxy {
@@ -108,7 +113,46 @@ impl GuestGateProxy {
             audit_pass_through: p.audit_pass_through,
             shares: p.shares,
             session_cfg: p.session_cfg,
+            forms: p.forms,
         })
+    }
+
+    fn routes(&self) -> GuestRoutes<'_> {
+        GuestRoutes {
+            shares: &self.shares,
+            keys: &self.gate.keys,
+            session: &self.session_cfg,
+            forms: &self.forms,
+        }
+    }
+
+    /// What a refusal page offers a guest: the cases still open, "My shares" and signing
+    /// out, and which shares ended; nothing for a request that showed no guest cookie.
+    fn refusal_context(
+        &self,
+        session: &Session,
+        verdict: &Verdict,
+        now: u64,
+    ) -> (refusal::Context, Option<String>) {
+        let answer = verdict.reason().answer();
+        let cookie_shown = matches!(answer, Some(Answer::SessionInvalid | Answer::AccessEnded));
+        if verdict.guest().is_none() && !cookie_shown {
+            return (refusal::Context::default(), None);
+        }
+        let req = GuestRequest {
+            cookies: request::cookies(session.req_header()),
+            now,
+            ..GuestRequest::default()
+        };
+        let held = verdict.guest().map_or(&[][..], |g| g.held.as_slice());
+        let (ways, set_cookie) = self.routes().ways_back(&req, held);
+        let index = self.shares.index();
+        let ended = held
+            .iter()
+            .filter(|g| g.exp <= now || !index.usable(&g.id, now))
+            .map(|g| format!("case {}, version {}", g.case, g.version))
+            .collect();
+        (refusal::Context { ways, ended }, set_cookie)
     }
 
     /// The part of the path after guestgate's prefix, if the request is for a guest page.
@@ -147,7 +191,15 @@ impl GuestGateProxy {
         match refusal {
             Some(refusal) => {
                 let html = request::wants_html(session);
-                respond::write(session, refusal.reply(html, &ctx.request_id)).await?;
+                let (context, set_cookie) = match &ctx.verdict {
+                    Some(v) if html => self.refusal_context(session, v, now),
+                    _ => (refusal::Context::default(), None),
+                };
+                let mut reply = refusal.reply(html, &ctx.request_id, &context);
+                if let Some(c) = set_cookie {
+                    reply = reply.with_header("set-cookie", c);
+                }
+                respond::write(session, reply).await?;
                 Ok(true)
             }
             None => Ok(false),
@@ -176,7 +228,8 @@ impl GuestGateProxy {
     async fn guest_page(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         if let Err(refusal) = request::guest_framing(session, self.gate.max_content_length).await {
             let html = request::wants_html(session);
-            respond::write(session, refusal.reply(html, &ctx.request_id)).await?;
+            let reply = refusal.reply(html, &ctx.request_id, &refusal::Context::default());
+            respond::write(session, reply).await?;
             ctx.verdict = Some(Verdict::Refuse {
                 reason: refusal.reason,
                 guest: None,
@@ -188,21 +241,20 @@ impl GuestGateProxy {
         let form = request::read_form(session).await;
         let req = session.req_header();
         let path = req.uri.path();
-        let guest_req = crate::guest::GuestRequest {
+        let guest_req = GuestRequest {
             method: req.method.as_str(),
             path: self.guest_route_path(path).unwrap_or(""),
+            query: req.uri.query(),
             cookies: request::cookies(req),
-            origin: req.headers.get("origin").map(|v| v.as_bytes()),
+            from: FormOrigin {
+                origin: req.headers.get("origin").map(|v| v.as_bytes()),
+                fetch_site: req.headers.get("sec-fetch-site").map(|v| v.as_bytes()),
+            },
             client: ctx.client,
             form: form.as_deref(),
             now: unix_now(),
         };
-        let routes = GuestRoutes {
-            shares: &self.shares,
-            keys: &self.gate.keys,
-            session: &self.session_cfg,
-        };
-        let (reply, event) = routes.handle(&guest_req).await;
+        let (reply, event) = self.routes().handle(&guest_req).await;
         ctx.page = Some(event);
         respond::write(session, reply).await?;
         Ok(true)

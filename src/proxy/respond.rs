@@ -21,8 +21,10 @@ pub async fn write(session: &mut Session, reply: Reply) -> Result<()> {
     h.insert_header("content-length", reply.body.len())?;
     h.insert_header("cache-control", "no-store")?;
     h.insert_header("x-content-type-options", "nosniff")?;
-    // Guest pages carry the link token in their URL: never leak it through Referer.
-    h.insert_header("referrer-policy", "no-referrer")?;
+    // Guest pages carry the link token in their URL: never leak it through Referer to
+    // another origin. `same-origin`, not `no-referrer`: under `no-referrer` a browser
+    // posts the page's forms with `Origin: null`.
+    h.insert_header("referrer-policy", "same-origin")?;
     h.insert_header("content-security-policy", PAGE_CSP)?;
     for (name, value) in &reply.headers {
         h.append_header(*name, value.as_str())?;

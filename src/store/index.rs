@@ -222,6 +222,7 @@ mod tests {
             version: "3".into(),
             profile: "view-only".into(),
             created_by: "t".into(),
+            contact: None,
             created_at: 1,
             expires_at: u64::MAX,
             status,

@@ -52,8 +52,11 @@ pub struct Share {
     pub version: String,
     /// Policy profile.
     pub profile: String,
-    /// Who created it (from the API key, or the request).
+    /// Who created it, as the guest sees it (from the API key, or the request).
     pub created_by: String,
+    /// How the guest reaches the sharer (an email address), when given.
+    #[serde(default)]
+    pub contact: Option<String>,
     /// Unix seconds.
     pub created_at: u64,
     /// Unix seconds.

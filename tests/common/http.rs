@@ -44,6 +44,18 @@ impl Resp {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Where a guestgate form sent the browser back to its code page, the message it
+    /// carries (`e=wrong&left=4`, `n=sent`, ...); `None` for any other answer.
+    pub fn sent_back(&self) -> Option<String> {
+        if self.status != 303 {
+            return None;
+        }
+        let location = self.header("location")?;
+        location
+            .contains("/_guestgate/s/")
+            .then(|| location.split_once('?').map_or("", |(_, q)| q).to_string())
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
@@ -127,7 +139,10 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
 /// A browser: keeps guestgate's cookie between requests.
 pub struct Browser<'a> {
     pub gate: &'a Instance,
+    /// guestgate's session cookie (`name=value`), when the browser holds one.
     pub cookie: Option<String>,
+    /// Every other cookie set on it (guestgate's form cookie), `name=value`.
+    pub jar: Vec<String>,
     /// Header lines added to every request (a load balancer's `X-Forwarded-For`).
     pub extra: Vec<String>,
 }
@@ -137,25 +152,47 @@ impl<'a> Browser<'a> {
         Browser {
             gate,
             cookie: None,
+            jar: Vec::new(),
             extra: Vec::new(),
         }
     }
 
     fn absorb(&mut self, r: &Resp) {
-        if let Some(c) = r.header("set-cookie") {
+        for (_, c) in r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        {
             let pair = c.split(';').next().unwrap_or("").trim().to_string();
-            self.cookie = if pair.ends_with('=') {
-                None
+            let name = pair.split('=').next().unwrap_or("").to_string();
+            let cleared = pair.ends_with('=') || c.contains("Max-Age=0");
+            if name.ends_with("guestgate_session") {
+                self.cookie = (!cleared).then_some(pair);
             } else {
-                Some(pair)
-            };
+                self.jar.retain(|p| !p.starts_with(&format!("{name}=")));
+                if !cleared {
+                    self.jar.push(pair);
+                }
+            }
         }
     }
 
+    /// The `Cookie` header value: the session cookie and the jar.
+    fn cookies(&self) -> Option<String> {
+        let all: Vec<&str> = self
+            .cookie
+            .iter()
+            .map(String::as_str)
+            .chain(self.jar.iter().map(String::as_str))
+            .collect();
+        (!all.is_empty()).then(|| all.join("; "))
+    }
+
     pub fn get(&mut self, path: &str) -> Resp {
+        let cookies = self.cookies();
         let r = self
             .gate
-            .send("GET", path, self.cookie.as_deref(), &["Accept: text/html"]);
+            .send("GET", path, cookies.as_deref(), &["Accept: text/html"]);
         self.absorb(&r);
         r
     }
@@ -171,7 +208,8 @@ impl<'a> Browser<'a> {
             "Accept: text/html",
         ];
         extra.extend(self.extra.iter().map(String::as_str));
-        let mut req = request("POST", path, self.cookie.as_deref(), &extra);
+        let cookies = self.cookies();
+        let mut req = request("POST", path, cookies.as_deref(), &extra);
         req.push_str(form);
         let r = self.gate.raw(&req);
         self.absorb(&r);

@@ -64,6 +64,7 @@ fn seed(store_path: &Path, redis: Option<&RedisEndpoint>) {
                 version: version.to_string(),
                 profile: profile.to_string(),
                 created_by: "seed".into(),
+                contact: None,
                 created_at: unix_now(),
                 expires_at: unix_now() + 3600,
                 status: ShareStatus::Active,
