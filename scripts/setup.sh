@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing guestgate needs on a Debian/Ubuntu machine with Rust:
 # cmake (pingora's zlib-ng build), redis-server (Redis-backed tests), wrk, curl and bc
-# (demo and load runs), python3 (a lax upstream in the smuggling suite).
-# Safe to run repeatedly: only missing packages are installed.
+# (demo and load runs), python3 (a lax upstream in the smuggling suite), Chromium and
+# chromedriver (the real-browser tests), Node.js and npm (axe-core for those tests).
+# Safe to run repeatedly: only what is missing is installed.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
@@ -14,6 +16,9 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v bc >/dev/null 2>&1 || need+=(bc)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
@@ -22,6 +27,12 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo_cmd apt-get update -qq
   $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+# axe-core for the accessibility checks, at the version the lockfile pins.
+if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
+  echo "setup: installing axe-core (npm ci)"
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

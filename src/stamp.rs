@@ -75,11 +75,12 @@ pub fn relative(secs: u64, now: u64) -> String {
     } else {
         (now - secs, false)
     };
+    // Rounded to the nearest unit, as people count: 6 days 23 hours is "in 7 days".
     let (n, unit) = match delta {
         d if d < 60 => return "now".into(),
-        d if d < 3600 => (d / 60, "minute"),
-        d if d < 86_400 * 2 => (d / 3600, "hour"),
-        d => (d / 86_400, "day"),
+        d if d < 3600 => ((d + 30) / 60, "minute"),
+        d if d < 86_400 * 2 => ((d + 1800) / 3600, "hour"),
+        d => ((d + 43_200) / 86_400, "day"),
     };
     let s = if n == 1 { "" } else { "s" };
     if future {
@@ -138,5 +139,7 @@ mod tests {
         assert_eq!(relative(100 + 3600, 100), "in 1 hour");
         assert_eq!(relative(100 + 30 * 3600, 100), "in 30 hours");
         assert_eq!(relative(100 + 2 * 86_400, 100), "in 2 days");
+        assert_eq!(relative(7 * 86_400 - 5, 0), "in 7 days");
+        assert_eq!(relative(0, 90 * 60 - 1), "1 hour ago");
     }
 }

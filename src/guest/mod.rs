@@ -646,6 +646,266 @@ mod tests {
         );
     }
 
+    /// The guest flows over a real embedded store and file mailer: no proxy involved.
+    struct Rig {
+        dir: tempfile::TempDir,
+        shares: Shares,
+        keys: SessionKeys,
+        session: SessionConfig,
+        forms: FormKey,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            use std::sync::Arc;
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = dir.path().join("g.toml");
+            std::fs::write(
+                &cfg,
+                "[upstream]\naddress = \"127.0.0.1:1\"\n[guest]\npublic_url = \"https://cases.example\"\n[mail]\noutbox = \"outbox\"\n",
+            )
+            .unwrap();
+            let config = crate::config::Config::load_with_env(&cfg, Vec::new()).unwrap();
+            let set = crate::policy::PolicySet::load_dir(
+                &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+            )
+            .unwrap();
+            let shares = Shares::new(
+                Arc::new(crate::store::EmbeddedStore::open(&dir.path().join("s.redb")).unwrap()),
+                Arc::new(crate::store::ShareIndex::default()),
+                Arc::new(crate::mail::LettreMailer::new(&config.mail_from, &config.mail).unwrap()),
+                crate::otp::CodeKey::derive(&[1u8; 32]),
+                Arc::new(crate::reload::LivePolicies::fixed(set, "guestgate_session")),
+                config.guest.clone(),
+            );
+            Rig {
+                dir,
+                shares,
+                keys: SessionKeys::new(&[2u8; 32], &[], "guestgate", "guestgate"),
+                session: config.session.clone(),
+                forms: FormKey::derive(&[3u8; 32]),
+            }
+        }
+
+        fn routes(&self) -> GuestRoutes<'_> {
+            GuestRoutes {
+                shares: &self.shares,
+                keys: &self.keys,
+                session: &self.session,
+                forms: &self.forms,
+            }
+        }
+
+        /// A share, its link token and its code (from the outbox).
+        async fn share(&self) -> (String, String) {
+            let now = crate::stamp::unix_now();
+            let created = self
+                .shares
+                .create(
+                    crate::shares::NewShare {
+                        email: "g@x.test".into(),
+                        case: "42".into(),
+                        version: "3".into(),
+                        profile: None,
+                        expires_in: None,
+                        notify: true,
+                        created_by: "Ada".into(),
+                        contact: None,
+                    },
+                    now,
+                )
+                .await
+                .unwrap();
+            let token = created.link.rsplit('/').next().unwrap().to_string();
+            let eml = std::fs::read_dir(self.dir.path().join("outbox"))
+                .unwrap()
+                .flatten()
+                .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                .find(|m| m.contains(&token[..20]))
+                .unwrap()
+                .replace("=\r\n", "");
+            let code = eml.split("this code: ").nth(1).unwrap()[..6].to_string();
+            (token, code)
+        }
+    }
+
+    fn request<'a>(method: &'a str, path: &'a str, cookies: Vec<&'a [u8]>) -> GuestRequest<'a> {
+        GuestRequest {
+            method,
+            path,
+            cookies,
+            now: crate::stamp::unix_now(),
+            ..GuestRequest::default()
+        }
+    }
+
+    /// `name=value` of the first `Set-Cookie` of a reply.
+    fn cookie_pair(r: &Reply) -> String {
+        r.header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn the_challenge_flow_without_a_proxy() {
+        let rig = Rig::new();
+        let routes = rig.routes();
+        let (token, code) = rig.share().await;
+        let path = format!("/s/{token}");
+
+        // The page: 200, a form cookie, forms with a token bound to it.
+        let (page, ev) = routes.handle(&request("GET", &path, vec![])).await;
+        assert_eq!((page.status, ev.event), (200, "page"));
+        let form_cookie = cookie_pair(&page);
+        assert!(
+            form_cookie.starts_with("__Host-guestgate_session_form="),
+            "{form_cookie}"
+        );
+        let browser = form_cookie.split('=').nth(1).unwrap().to_string();
+        let hash = otp::token_hash(&token);
+        let form_token = rig.forms.token(&browser, Purpose::Link(&hash));
+        assert!(page.text().contains(&form_token));
+        let (unknown, ev) = routes.handle(&request("GET", "/s/nope", vec![])).await;
+        assert_eq!((unknown.status, ev.event), (404, "invalid_link"));
+
+        let verify = format!("/s/{token}/verify");
+        let routes = &routes;
+        let post = |form: String, origin: Option<&'static [u8]>, site: Option<&'static [u8]>| {
+            let cookie = form_cookie.clone();
+            let verify = verify.clone();
+            async move {
+                let form = form.into_bytes();
+                let cookies = vec![cookie.as_bytes()];
+                let req = GuestRequest {
+                    form: Some(&form),
+                    from: FormOrigin {
+                        origin,
+                        fetch_site: site,
+                    },
+                    ..request("POST", &verify, cookies)
+                };
+                routes.handle(&req).await
+            }
+        };
+        let origin: &'static [u8] = b"https://cases.example";
+        // Another site, or no origin without a token: refused before any code is checked.
+        let (r, ev) = post(format!("code={code}"), Some(b"https://evil.example"), None).await;
+        assert_eq!((r.status, ev.event), (403, "cross_origin"));
+        let (r, ev) = post(format!("code={code}"), Some(b"null"), Some(b"same-origin")).await;
+        assert_eq!((r.status, ev.event), (403, "cross_origin"));
+        let (r, _) = post(
+            format!("code={code}&form_token={form_token}"),
+            Some(b"null"),
+            Some(b"cross-site"),
+        )
+        .await;
+        assert_eq!(r.status, 403);
+        // A wrong code: back to the code page, which says so.
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let (r, ev) = post(format!("code={wrong}"), Some(origin), Some(b"same-origin")).await;
+        assert_eq!((r.status, ev.event), (303, "failed"));
+        let back = r.header("location").unwrap().to_string();
+        assert_eq!(back, format!("/_guestgate/s/{token}?e=wrong&left=4"));
+        let (q_path, q) = back
+            .trim_start_matches("/_guestgate")
+            .split_once('?')
+            .unwrap();
+        let req = GuestRequest {
+            query: Some(q),
+            ..request("GET", q_path, vec![form_cookie.as_bytes()])
+        };
+        let (page, _) = routes.handle(&req).await;
+        assert!(page
+            .text()
+            .contains("That code is not right. 4 tries left."));
+        assert!(page
+            .text()
+            .contains("<title>Error: enter your code</title>"));
+        assert!(
+            page.header("set-cookie").is_none(),
+            "the browser keeps its id"
+        );
+        // The right code with Origin: null and the page's token: a session, to the case.
+        let (r, ev) = post(
+            format!("code={code}&form_token={form_token}"),
+            Some(b"null"),
+            Some(b"same-origin"),
+        )
+        .await;
+        assert_eq!((r.status, ev.event), (303, "verified"));
+        assert_eq!(r.header("location"), Some("/cases/42/versions/3"));
+        let session = cookie_pair(&r);
+        assert!(session.starts_with("__Host-guestgate_session="));
+
+        // My shares lists the case; signing out needs the sign-out token.
+        let both = format!("{session}; {form_cookie}");
+        let (mine, _) = routes
+            .handle(&request("GET", "/guest", vec![both.as_bytes()]))
+            .await;
+        assert!(
+            mine.text().contains("Case 42, version 3"),
+            "{}",
+            mine.text()
+        );
+        let sign_out = rig.forms.token(&browser, Purpose::SignOut);
+        let body = format!("form_token={sign_out}");
+        let req = GuestRequest {
+            form: Some(body.as_bytes()),
+            from: FormOrigin {
+                origin: None,
+                fetch_site: None,
+            },
+            ..request("POST", "/logout", vec![both.as_bytes()])
+        };
+        let (out, ev) = routes.handle(&req).await;
+        assert_eq!((out.status, ev.event), (200, "logout"));
+        assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+        let body = format!("form_token={form_token}");
+        let req = GuestRequest {
+            form: Some(body.as_bytes()),
+            ..request("POST", "/logout", vec![both.as_bytes()])
+        };
+        assert_eq!(
+            routes.handle(&req).await.0.status,
+            403,
+            "a link's token does not sign out"
+        );
+    }
+
+    #[tokio::test]
+    async fn new_codes_and_unreadable_forms() {
+        let rig = Rig::new();
+        let routes = rig.routes();
+        let (token, _) = rig.share().await;
+        let resend = format!("/s/{token}/resend");
+        let req = GuestRequest {
+            form: Some(b""),
+            from: FormOrigin {
+                origin: Some(b"https://cases.example"),
+                fetch_site: Some(b"same-origin"),
+            },
+            ..request("POST", &resend, vec![])
+        };
+        // Right after the invitation: too soon, said on the code page.
+        let (r, ev) = routes.handle(&req).await;
+        assert_eq!(ev.event, "resend_refused");
+        assert!(r.header("location").unwrap().contains("?e=wait&s="));
+        // A form that cannot be read: 400, with the way back to the code page.
+        let verify = format!("/s/{token}/verify");
+        let req = GuestRequest {
+            form: None,
+            ..request("POST", &verify, vec![])
+        };
+        let (r, _) = routes.handle(&req).await;
+        assert_eq!(r.status, 400);
+        assert!(r
+            .text()
+            .contains(&format!("href=\"/_guestgate/s/{token}\"")));
+    }
+
     #[test]
     fn flash_messages_round_trip_and_refuse_anything_else() {
         for f in [

@@ -10,11 +10,13 @@
 //! - `redis.rs`: real redis-server processes, clusters and sentinels
 //! - `tls.rs`: certificates made with openssl
 //! - `lax.rs`: upstreams that read framing loosely
+//! - `browser.rs`: headless Chromium over WebDriver
 
 // Each test binary uses part of the harness.
 #![allow(dead_code, unused_imports)]
 
 mod app;
+pub mod browser;
 mod http;
 mod instance;
 pub mod lax;
