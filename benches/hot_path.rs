@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use guestgate::decision::Mode;
-use guestgate::decision::{Gate, RequestFacts};
+use guestgate::decision::{Gate, RequestFacts, Settings};
 use guestgate::policy::{PolicySet, Scope};
 use guestgate::session::{SessionKeys, ShareGrant};
 use guestgate::stamp::unix_now;
@@ -37,32 +37,23 @@ fn hot_path(c: &mut Criterion) {
     );
     let index = ShareIndex::default();
     index.upsert(&Share {
-        id: "sh-42".into(),
-        email: "g@example.com".into(),
-        case: "42".into(),
-        version: "3".into(),
-        profile: "view-only".into(),
-        created_by: "bench".into(),
-        contact: None,
-        created_at: 0,
-        expires_at: unix_now() + 3600,
         status: ShareStatus::Active,
         accepted_at: Some(0),
-        revoked_at: None,
-        revoked_by: None,
-        failures: 0,
-        locked: false,
-        sends: vec![],
+        ..Share::pending(
+            "sh-42",
+            "g@example.com",
+            ["42", "3", "view-only"],
+            0,
+            unix_now() + 3600,
+        )
     });
     let gate = Gate {
-        mode: Mode::Mixed,
-        max_target_length: 4096,
-        max_content_length: 1 << 30,
-        forward_bodiless_bodies: false,
-        chunked_bodies: true,
-        public_hosts: vec!["app.test".into()],
-        cookie_name: "guestgate_session".into(),
-        wire_cookie_name: "guestgate_session".into(),
+        settings: Settings {
+            mode: Mode::Mixed,
+            public_hosts: vec!["app.test".into()],
+            wire_cookie_name: "guestgate_session".into(),
+            ..Settings::default()
+        },
         keys: SessionKeys::new(&[7u8; 32], &[], "guestgate", "guestgate"),
         policies: Arc::new(guestgate::reload::LivePolicies::fixed(
             policies.clone(),

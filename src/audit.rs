@@ -73,6 +73,10 @@ pub struct DecisionEvent<'a> {
     /// Rule that allowed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<&'a str>,
+    /// For a denial: the closest rule and what did not fit (the offending key, the case
+    /// the path named), in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'a str>,
     /// Session token id (not the token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<&'a str>,

@@ -103,6 +103,32 @@ pub enum MailTransport {
     },
 }
 
+impl MailTransport {
+    /// Where mail goes, for `serve --check` (never the password).
+    pub fn describe(&self) -> String {
+        match self {
+            MailTransport::File(dir) => format!("files in {}", dir.display()),
+            MailTransport::Smtp {
+                host,
+                port,
+                security,
+                credentials,
+                ..
+            } => {
+                let security = match security {
+                    SmtpSecurity::Tls => "implicit TLS",
+                    SmtpSecurity::StartTls => "STARTTLS",
+                    SmtpSecurity::None => "no TLS",
+                };
+                let login = credentials
+                    .as_ref()
+                    .map_or(String::new(), |(user, _)| format!(", as {user}"));
+                format!("smtp {host}:{port} ({security}{login})")
+            }
+        }
+    }
+}
+
 enum Transport {
     File(AsyncFileTransport<Tokio1Executor>),
     Smtp(AsyncSmtpTransport<Tokio1Executor>),

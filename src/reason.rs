@@ -56,6 +56,7 @@ pub enum Reason {
     TargetUnforwardable,
     MethodOverride,
     // the policy and the shares
+    QueryTooManyKeys,
     NoRule,
     MethodNotAllowed,
     QueryKeyNotAllowed,
@@ -193,6 +194,7 @@ impl Reason {
             TargetBadQuery => "target_bad_query",
             TargetUnforwardable => "target_unforwardable",
             MethodOverride => "method_override",
+            QueryTooManyKeys => "query_too_many_keys",
             NoRule => "no_rule",
             MethodNotAllowed => "method_not_allowed",
             QueryKeyNotAllowed => "query_key_not_allowed",
@@ -244,7 +246,7 @@ impl Reason {
             | TargetEmptySegment
             | TargetSemicolon
             | TargetBadQuery => Answer::BadRequest,
-            TargetUnforwardable | MethodOverride | NoRule | MethodNotAllowed
+            TargetUnforwardable | MethodOverride | QueryTooManyKeys | NoRule | MethodNotAllowed
             | QueryKeyNotAllowed | QueryRepeatedKey | QueryRequirement | ScopeMismatch
             | ProfileUnknown | HeaderValueInvalid => Answer::Forbidden,
             StoreStale => Answer::Unavailable,
@@ -310,6 +312,7 @@ impl From<SessionError> for Reason {
 impl From<DenyReason> for Reason {
     fn from(e: DenyReason) -> Self {
         match e {
+            DenyReason::QueryTooManyKeys => Self::QueryTooManyKeys,
             DenyReason::NoRule => Self::NoRule,
             DenyReason::Method => Self::MethodNotAllowed,
             DenyReason::QueryKey => Self::QueryKeyNotAllowed,

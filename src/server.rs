@@ -21,7 +21,7 @@ use crate::otp::CodeKey;
 use crate::policy::PolicySet;
 use crate::proxy::{GuestGateProxy, ProxyParts};
 use crate::reload::{on_sighup, LivePolicies};
-use crate::session::{load_or_create_key, SessionKeys};
+use crate::session::{load_key, load_or_create_key, SessionKeys};
 use crate::shares::Shares;
 use crate::store::StoreConfig;
 use crate::store::{EmbeddedStore, RedisStore, RedisSync, ShareIndex, Store};
@@ -36,38 +36,132 @@ fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow!("upstream.address `{address}` resolves to nothing"))
 }
 
-/// Everything `serve --check` validates, without binding any port.
+/// Everything `serve --check` validates, without binding a port, contacting the store,
+/// or creating a file.
 pub struct Checked {
     /// Compiled policies.
     pub policies: PolicySet,
-    /// Session keys.
-    pub keys: SessionKeys,
     /// Resolved upstream.
     pub upstream: SocketAddr,
-    /// Settings that are valid but worth a second look.
+    /// What would run, one `(part, description)` per line.
+    pub summary: Vec<(&'static str, String)>,
+    /// Settings that are valid but worth a second look, and policy lint warnings.
     pub warnings: Vec<String>,
 }
 
-/// Loads policies and keys and resolves the upstream.
+/// Loads policies, reads (never creates) keys and certificates, resolves the upstream,
+/// and describes what `serve` would run.
 pub fn check(config: &Config) -> anyhow::Result<Checked> {
     let policies = PolicySet::load_dir(&config.policies_dir).map_err(|e| anyhow!("{e}"))?;
-    let keys = SessionKeys::from_config(&config.session)?;
     let upstream = resolve(&config.upstream.address)?;
-    let mut warnings = Vec::new();
-    if config.mode == crate::decision::Mode::Mixed {
-        warnings.push(
-            "mode = \"mixed\": requests without a guest cookie reach the app as its own users; \
-             this protects nothing unless the app authenticates its own users \
-             (use mode = \"guest-only\" on a host dedicated to guests)"
-                .to_string(),
-        );
+    let session = &config.session;
+    let key = if session.key_file.exists() {
+        load_key(&session.key_file)?;
+        format!("key {}", session.key_file.display())
+    } else {
+        format!(
+            "key {} (absent: serve creates it, mode 0600)",
+            session.key_file.display()
+        )
+    };
+    for p in &session.previous_key_files {
+        load_key(p)?;
     }
+    let listener = match &config.tls {
+        Some(tls) => {
+            ReloadableCert::load(&tls.cert_file, &tls.key_file)?;
+            if tls.http2 {
+                "https (HTTP/1.1, HTTP/2)"
+            } else {
+                "https"
+            }
+        }
+        None => "http",
+    };
+    let profiles: Vec<String> = policies
+        .profiles()
+        .map(|p| format!("{} ({} rules)", p.name, p.rules.len()))
+        .collect();
+    let mut warnings = config.warnings();
+    warnings.extend(
+        crate::policy::lint::lint(&policies)
+            .into_iter()
+            .filter(|l| l.level == crate::policy::lint::Level::Warning)
+            .map(|l| l.to_string()),
+    );
+    let summary = vec![
+        (
+            "listen",
+            format!(
+                "{} {listener}, {} threads, mode {}; guests use {}",
+                config.listen,
+                config.threads,
+                config.mode.as_str(),
+                config.guest.public_url
+            ),
+        ),
+        (
+            "admin",
+            format!("{}, {} API keys", config.admin, config.api_keys.len()),
+        ),
+        (
+            "upstream",
+            format!(
+                "{} ({upstream}{}), Host {}",
+                config.upstream.address,
+                if config.upstream.tls { ", TLS" } else { "" },
+                config.upstream.host
+            ),
+        ),
+        ("store", describe_store(&config.store)),
+        (
+            "session",
+            format!(
+                "{key}; {} previous keys; cookie {}",
+                session.previous_key_files.len(),
+                session.wire_cookie_name()
+            ),
+        ),
+        (
+            "policies",
+            format!("{}: {}", config.policies_dir.display(), profiles.join(", ")),
+        ),
+        ("mail", config.mail.describe()),
+        (
+            "audit",
+            config
+                .audit
+                .path
+                .as_ref()
+                .map_or("standard output".into(), |p| {
+                    format!("{}{}", p.display(), absent(p))
+                }),
+        ),
+    ];
     Ok(Checked {
         policies,
-        keys,
         upstream,
+        summary,
         warnings,
     })
+}
+
+/// The store as `serve` would open it; Redis is named, not contacted.
+fn describe_store(cfg: &StoreConfig) -> String {
+    match cfg {
+        StoreConfig::Embedded(p) => format!("embedded {}{}", p.display(), absent(p)),
+        StoreConfig::Redis(r) => {
+            format!("redis {} (not contacted by --check)", r.endpoint.describe())
+        }
+    }
+}
+
+fn absent(p: &std::path::Path) -> &'static str {
+    if p.exists() {
+        ""
+    } else {
+        " (absent: created on start)"
+    }
 }
 
 /// Opens the configured store and fills the local index before the first request (it is
@@ -124,11 +218,9 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
         );
     }
     let Checked {
-        policies,
-        keys,
-        upstream,
-        ..
+        policies, upstream, ..
     } = check(config)?;
+    let keys = SessionKeys::from_config(&config.session)?;
     // The set check() compiled is the one that serves; reloads re-read the directory.
     let policies = Arc::new(LivePolicies::new(
         policies,
@@ -158,14 +250,7 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
     );
     let readiness = Arc::new(Readiness::new(Arc::clone(&index)));
     let gate = Arc::new(Gate {
-        mode: config.mode,
-        max_target_length: config.max_target_length,
-        max_content_length: config.max_content_length,
-        forward_bodiless_bodies: config.forward_bodiless_method_bodies,
-        chunked_bodies: config.upstream.chunked_request_bodies,
-        public_hosts: config.guest.public_hosts.clone(),
-        cookie_name: config.session.cookie_name.clone(),
-        wire_cookie_name: config.session.wire_cookie_name(),
+        settings: config.decision_settings(),
         keys,
         policies: Arc::clone(&policies),
         index,

@@ -327,23 +327,17 @@ impl Shares {
             })
             .transpose()?;
         let token = otp::new_link_token();
+        let id = format!("sh_{}", random_hex(12));
         let share = Share {
-            id: format!("sh_{}", random_hex(12)),
-            email,
-            case: req.case,
-            version: req.version,
-            profile,
             created_by: req.created_by,
             contact,
-            created_at: now,
-            expires_at: now + lifetime,
-            status: ShareStatus::Pending,
-            accepted_at: None,
-            revoked_at: None,
-            revoked_by: None,
-            failures: 0,
-            locked: false,
-            sends: Vec::new(),
+            ..Share::pending(
+                &id,
+                &email,
+                [&req.case, &req.version, &profile],
+                now,
+                now + lifetime,
+            )
         };
         self.store
             .create_share(&share, &otp::token_hash(&token))

@@ -129,11 +129,16 @@ impl CanonicalTarget {
         self.query.iter().filter(|(k, _)| k == key).count()
     }
 
-    /// Whether any query key is a method override (`_method`, any case).
+    /// Whether any query key is a method override: `_method` in any case, also with a
+    /// bracket suffix (`_method[]`, `_method[0]`), which qs, PHP and Rails read as `_method`.
     pub fn has_method_override_key(&self) -> bool {
-        self.query
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("_method"))
+        self.query.iter().any(|(k, _)| {
+            let base = match k.find('[') {
+                Some(i) if k.ends_with(']') => &k[..i],
+                _ => k.as_str(),
+            };
+            base.eq_ignore_ascii_case("_method")
+        })
     }
 }
 
@@ -517,6 +522,8 @@ mod tests {
             "/a?_method=DELETE",
             "/a?_METHOD=put",
             "/a?x=1&_Method=PATCH",
+            "/a?_method[]=DELETE",
+            "/a?_METHOD[0]=put",
         ] {
             let t = CanonicalTarget::parse(raw.as_bytes(), MAX).unwrap();
             assert!(t.has_method_override_key(), "{raw}");

@@ -705,6 +705,14 @@ fn one_audit_line_per_decision_with_deny_id_and_no_secrets() {
     );
 }
 
+fn serve_check(config: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_guestgate"))
+        .args(["serve", "--check", "--config"])
+        .arg(config)
+        .output()
+        .expect("guestgate serve --check")
+}
+
 #[test]
 fn serve_check_reports_policy_errors_with_file_line_and_rule() {
     let dir = tempfile::tempdir().unwrap();
@@ -716,11 +724,7 @@ fn serve_check_reports_policy_errors_with_file_line_and_rule() {
         "[upstream]\naddress = \"127.0.0.1:1\"\n[policies]\ndir = \"policies\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guestgate"))
-        .args(["serve", "--check", "--config"])
-        .arg(dir.path().join("g.toml"))
-        .output()
-        .unwrap();
+    let out = serve_check(&dir.path().join("g.toml"));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -733,11 +737,7 @@ fn serve_check_reports_policy_errors_with_file_line_and_rule() {
         "[upstream]\naddress = \"127.0.0.1:1\"\nport = 3\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guestgate"))
-        .args(["serve", "--check", "--config"])
-        .arg(dir.path().join("g.toml"))
-        .output()
-        .unwrap();
+    let out = serve_check(&dir.path().join("g.toml"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("g.toml:3") && err.contains("port"), "{err}");
 
@@ -751,11 +751,7 @@ fn serve_check_reports_policy_errors_with_file_line_and_rule() {
             ),
         )
         .unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_guestgate"))
-            .args(["serve", "--check", "--config"])
-            .arg(dir.path().join("g.toml"))
-            .output()
-            .unwrap();
+        let out = serve_check(&dir.path().join("g.toml"));
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{text}");
         assert_eq!(
@@ -763,7 +759,38 @@ fn serve_check_reports_policy_errors_with_file_line_and_rule() {
             warned,
             "{mode}: {text}"
         );
+        // A summary of what would run, and nothing created: no key, no store.
+        for line in [
+            "  listen    0.0.0.0:8080 http, 2 threads",
+            "  upstream  127.0.0.1:1 (127.0.0.1:1), Host 0.0.0.0:8080",
+            "(absent: serve creates it, mode 0600)",
+            "guestgate.redb (absent: created on start)",
+            "collaborator (",
+            "view-only (",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
+        let mut made: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        made.sort();
+        assert_eq!(made, ["g.toml", "policies"], "--check created files");
     }
+
+    // A contradiction is refused before anything starts, at the key to change.
+    std::fs::write(
+        dir.path().join("g.toml"),
+        "[upstream]\naddress = \"127.0.0.1:1\"\n[guest]\ndefault_share_lifetime = \"100d\"\n",
+    )
+    .unwrap();
+    let out = serve_check(&dir.path().join("g.toml"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("g.toml:4: key `guest.default_share_lifetime`: 100d is longer than guest.max_share_lifetime (90d)"),
+        "{err}"
+    );
 }
 
 #[test]

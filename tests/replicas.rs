@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use common::{code_and_link, path_of, Browser, Instance, Opts, RedisServer, ADMIN_KEY};
 use serde_json::json;
 
+/// A one-second staleness bound, and a store timeout below it (required).
+const TIGHT: &str = "staleness_bound = \"1s\"\ntimeout = \"300ms\"";
+
 fn replica(redis: &RedisServer, key_from: Option<&Instance>, store_extra: &str) -> Instance {
     Instance::start(Opts {
         redis: Some(redis.endpoint()),
@@ -192,16 +195,8 @@ fn losing_redis_fails_closed_within_the_bound_and_service_comes_back() {
     let d = tempfile::tempdir().unwrap();
     let mut redis = RedisServer::start(d.path(), true);
     let bound = Duration::from_secs(1);
-    let a = replica(
-        &redis,
-        None,
-        "staleness_bound = \"1s\"\ntimeout = \"300ms\"",
-    );
-    let b = replica(
-        &redis,
-        Some(&a),
-        "staleness_bound = \"1s\"\ntimeout = \"300ms\"",
-    );
+    let a = replica(&redis, None, TIGHT);
+    let b = replica(&redis, Some(&a), TIGHT);
     let (_, link, code) = share(&a, "outage@lab.example");
     let mut browser = Browser::new(&a);
     assert_eq!(verify(&mut browser, &link, &code), 303);
@@ -293,8 +288,8 @@ fn losing_redis_fails_closed_within_the_bound_and_service_comes_back() {
 fn a_revocation_redis_lost_in_a_failover_is_applied_again() {
     let d = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(d.path(), false);
-    let a = replica(&redis, None, "staleness_bound = \"1s\"");
-    let b = replica(&redis, Some(&a), "staleness_bound = \"1s\"");
+    let a = replica(&redis, None, TIGHT);
+    let b = replica(&redis, Some(&a), TIGHT);
     let (id, link, code) = share(&a, "lostrevoke@lab.example");
     let mut browser = Browser::new(&b);
     assert_eq!(verify(&mut browser, &link, &code), 303);
@@ -345,11 +340,7 @@ fn a_revocation_redis_lost_in_a_failover_is_applied_again() {
 fn a_redis_that_comes_back_empty_denies() {
     let d = tempfile::tempdir().unwrap();
     let mut redis = RedisServer::start(d.path(), false);
-    let a = replica(
-        &redis,
-        None,
-        "staleness_bound = \"1s\"\ntimeout = \"300ms\"",
-    );
+    let a = replica(&redis, None, TIGHT);
     let (_, link, code) = share(&a, "lost@lab.example");
     let mut browser = Browser::new(&a);
     assert_eq!(verify(&mut browser, &link, &code), 303);

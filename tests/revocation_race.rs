@@ -80,7 +80,10 @@ async fn a_revocation_between_a_code_check_and_its_index_write_is_not_undone() {
     let cfg_path = dir.path().join("guestgate.toml");
     std::fs::write(
         &cfg_path,
-        "[upstream]\naddress = \"127.0.0.1:1\"\n[mail]\noutbox = \"outbox\"\n",
+        format!(
+            "[upstream]\naddress = \"127.0.0.1:1\"\n[mail]\noutbox = \"outbox\"\n[policies]\ndir = \"{}\"\n",
+            common::repo().join("policies").display()
+        ),
     )
     .expect("config");
     let config = Config::load_with_env(&cfg_path, Vec::new()).expect("config loads");

@@ -28,22 +28,8 @@ fn now() -> u64 {
 
 fn share(id: &str, t: u64) -> Share {
     Share {
-        id: id.into(),
-        email: "g@x.test".into(),
-        case: "42".into(),
-        version: "3".into(),
-        profile: "view-only".into(),
         created_by: "t".into(),
-        contact: None,
-        created_at: t,
-        expires_at: t + 10_000,
-        status: ShareStatus::Pending,
-        accepted_at: None,
-        revoked_at: None,
-        revoked_by: None,
-        failures: 0,
-        locked: false,
-        sends: vec![],
+        ..Share::pending(id, "g@x.test", ["42", "3", "view-only"], t, t + 10_000)
     }
 }
 

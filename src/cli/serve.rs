@@ -34,10 +34,13 @@ pub fn serve(config: &Path, check: bool, upgrade: bool) -> ExitCode {
     if check {
         return match crate::server::check(&cfg) {
             Ok(checked) => {
+                println!("{}: ok", config.display());
+                for (part, what) in &checked.summary {
+                    println!("  {part:<9} {what}");
+                }
                 for w in &checked.warnings {
                     println!("warning: {w}");
                 }
-                println!("{}: ok", config.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -48,6 +51,9 @@ pub fn serve(config: &Path, check: bool, upgrade: bool) -> ExitCode {
     }
     match crate::server::build(&cfg, upgrade) {
         Ok(server) => {
+            for w in cfg.warnings() {
+                tracing::warn!(warning = %w, "configuration");
+            }
             tracing::info!(listen = %cfg.listen, admin = %cfg.admin, upstream = %cfg.upstream.address, mode = ?cfg.mode, "guestgate starting");
             server.run_forever()
         }

@@ -46,6 +46,11 @@ impl<'a> Check<'a> {
         self.errors.push(e);
     }
 
+    /// Whether no error has been recorded yet.
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty()
+    }
+
     /// The errors recorded so far.
     pub fn into_errors(self) -> Vec<SourceError> {
         self.errors

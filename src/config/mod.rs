@@ -3,6 +3,7 @@
 //! the file and line (or the environment variable) and the key.
 
 mod check;
+mod cross;
 mod env;
 mod raw;
 mod sections;
@@ -106,6 +107,25 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         validate(raw, &src, &overrides, base)
     }
+
+    /// The settings that shape the proxy's decisions, as the live gate and trials use them.
+    pub fn decision_settings(&self) -> crate::decision::Settings {
+        crate::decision::Settings {
+            mode: self.mode,
+            max_target_length: self.max_target_length,
+            max_content_length: self.max_content_length,
+            forward_bodiless_bodies: self.forward_bodiless_method_bodies,
+            chunked_bodies: self.upstream.chunked_request_bodies,
+            public_hosts: self.guest.public_hosts.clone(),
+            cookie_name: self.session.cookie_name.clone(),
+            wire_cookie_name: self.session.wire_cookie_name(),
+        }
+    }
+
+    /// Settings that work together but are probably not what was meant.
+    pub fn warnings(&self) -> Vec<String> {
+        cross::warnings(self)
+    }
 }
 
 /// Validates every section into the settings types their modules own; all errors at
@@ -153,6 +173,10 @@ fn validate(
         mail,
         tls,
     };
+    // Only sections that validated on their own are worth weighing against each other.
+    if c.is_clean() {
+        cross::contradictions(&mut c, &config);
+    }
     let errors = c.into_errors();
     if errors.is_empty() {
         Ok(config)
@@ -167,6 +191,7 @@ mod tests {
 
     fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
         let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("policies")).unwrap();
         let p = d.path().join("guestgate.toml");
         std::fs::write(&p, text).unwrap();
         (d, p)
@@ -380,6 +405,115 @@ mod tests {
         let e = errors("url = \"http://:hunter2@x\"\n");
         assert_eq!(e[0].1, "store.url", "{e:?}");
         assert!(!e[0].2.contains("hunter2"), "{e:?}");
+    }
+
+    /// Each contradiction is refused at the key to change; warnings are only warnings.
+    #[test]
+    fn contradictions_are_refused_at_load() {
+        let refused = |text: &str| -> Vec<(Option<usize>, String, String)> {
+            let (_d, p) = write(text);
+            Config::load_with_env(&p, env(&[]))
+                .map(|_| ())
+                .expect_err("must be refused")
+                .0
+                .into_iter()
+                .map(|e| (e.line, e.key.unwrap_or_default(), e.message))
+                .collect()
+        };
+        let e = refused(&format!(
+            "{MIN}[guest]\ndefault_share_lifetime = \"120d\"\nmax_share_lifetime = \"90d\"\n"
+        ));
+        assert_eq!(
+            (e[0].0, e[0].1.as_str()),
+            (Some(4), "guest.default_share_lifetime"),
+            "{e:?}"
+        );
+        assert!(
+            e[0].2
+                .contains("120d is longer than guest.max_share_lifetime (90d)"),
+            "{e:?}"
+        );
+        let e = refused(&format!(
+            "{MIN}[listen]\naddress = \"0.0.0.0:9000\"\n[admin]\naddress = \"127.0.0.1:9000\"\n"
+        ));
+        assert_eq!(
+            (e[0].0, e[0].1.as_str()),
+            (Some(6), "admin.address"),
+            "{e:?}"
+        );
+        let e = refused("[upstream]\naddress = \"localhost:8080\"\n");
+        assert_eq!(
+            (e[0].0, e[0].1.as_str()),
+            (Some(2), "upstream.address"),
+            "{e:?}"
+        );
+        assert!(e[0].2.contains("listen.address"), "{e:?}");
+        let e = refused(&format!(
+            "{MIN}[store]\nbackend = \"redis\"\nurl = \"redis://r:6379\"\ntimeout = \"5s\"\n"
+        ));
+        assert_eq!(
+            (e[0].0, e[0].1.as_str()),
+            (Some(6), "store.timeout"),
+            "{e:?}"
+        );
+        assert!(e[0].2.contains("store.staleness_bound (3s)"), "{e:?}");
+        let e = refused(&format!("{MIN}[policies]\ndir = \"rules\"\n"));
+        assert_eq!(
+            (e[0].0, e[0].1.as_str()),
+            (Some(4), "policies.dir"),
+            "{e:?}"
+        );
+        assert!(e[0].2.contains("rules does not exist"), "{e:?}");
+        // the default directory, not set anywhere, is still named with its resolved path
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("g.toml");
+        std::fs::write(&p, MIN).unwrap();
+        let e = Config::load_with_env(&p, env(&[])).unwrap_err().0;
+        assert_eq!(e[0].key.as_deref(), Some("policies.dir"));
+        assert!(
+            e[0].message
+                .contains(&d.path().join("policies").display().to_string()),
+            "{}",
+            e[0]
+        );
+
+        // Each one, fixed, loads.
+        for fixed in [
+            format!("{MIN}[guest]\ndefault_share_lifetime = \"90d\"\nmax_share_lifetime = \"90d\"\n"),
+            format!("{MIN}[listen]\naddress = \"0.0.0.0:9000\"\n[admin]\naddress = \"127.0.0.1:9001\"\n"),
+            "[upstream]\naddress = \"localhost:8081\"\n".to_string(),
+            format!("{MIN}[store]\nbackend = \"redis\"\nurl = \"redis://r:6379\"\ntimeout = \"1s\"\n"),
+        ] {
+            let (_d, p) = write(&fixed);
+            Config::load_with_env(&p, env(&[])).unwrap_or_else(|e| panic!("{fixed}: {e}"));
+        }
+    }
+
+    #[test]
+    fn warnings_name_what_will_go_wrong() {
+        let warned = |text: &str| {
+            let (_d, p) = write(text);
+            Config::load_with_env(&p, env(&[]))
+                .unwrap()
+                .warnings()
+                .join("\n")
+        };
+        let quiet = "mode = \"guest-only\"\n[upstream]\naddress = \"127.0.0.1:3000\"\n[guest]\npublic_url = \"https://cases.example.com\"\n[[admin.keys]]\nname = \"staff\"\nrole = \"admin\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n";
+        assert_eq!(warned(quiet), "");
+        let w = warned(MIN);
+        for expected in [
+            "mode = \"mixed\"",
+            "drop Secure cookies",
+            "no [[admin.keys]]",
+        ] {
+            assert!(w.contains(expected), "{expected}: {w}");
+        }
+        let w = warned(&quiet.replace("https://cases.example.com", "http://localhost:8080"));
+        assert_eq!(w, "", "a local http URL is a secure context");
+        let w = warned(&format!("{quiet}[session]\nsecure_cookie = false\n"));
+        assert!(w.contains("loses Secure"), "{w}");
+        let w = warned(&format!("{quiet}[admin]\naddress = \"0.0.0.0:9190\"\n"));
+        assert!(w.contains("not loopback"), "{w}");
     }
 
     #[test]

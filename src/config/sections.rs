@@ -455,9 +455,25 @@ pub fn mail(c: &mut Check<'_>, m: RawMail) -> (String, MailTransport) {
     (from, transport)
 }
 
-/// `[policies]`: the directory of profile files.
+/// `[policies]`: the directory of profile files, which must exist (named with the path
+/// it resolved to, since a relative one is relative to the config file, not the shell).
 pub fn policies_dir(c: &mut Check<'_>, dir: Option<String>) -> PathBuf {
-    c.resolve(dir.as_deref().unwrap_or("policies"))
+    let path = c.resolve(dir.as_deref().unwrap_or("policies"));
+    if !path.is_dir() {
+        let state = if path.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
+        c.err(
+            "policies.dir",
+            format!(
+                "{} {state} (a relative policies.dir is resolved against the config file's directory)",
+                path.display()
+            ),
+        );
+    }
+    path
 }
 
 /// The `host[:port]` of an `http(s)://` URL.

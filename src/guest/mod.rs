@@ -662,7 +662,10 @@ mod tests {
             let cfg = dir.path().join("g.toml");
             std::fs::write(
                 &cfg,
-                "[upstream]\naddress = \"127.0.0.1:1\"\n[guest]\npublic_url = \"https://cases.example\"\n[mail]\noutbox = \"outbox\"\n",
+                format!(
+                    "[upstream]\naddress = \"127.0.0.1:1\"\n[guest]\npublic_url = \"https://cases.example\"\n[mail]\noutbox = \"outbox\"\n[policies]\ndir = \"{}\"\n",
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies").display()
+                ),
             )
             .unwrap();
             let config = crate::config::Config::load_with_env(&cfg, Vec::new()).unwrap();

@@ -95,6 +95,13 @@ impl Template {
         out
     }
 
+    /// Whether the template names `var`.
+    pub fn names(&self, var: &Var) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Var(v) if v == var))
+    }
+
     /// The literal text, if the template has no placeholder.
     pub fn literal(&self) -> Option<String> {
         match self.parts.as_slice() {
@@ -142,7 +149,32 @@ pub struct Rule {
     pub rewrite: Option<Template>,
     /// Source text of the pattern, for `policy explain`.
     pub pattern_source: String,
+    /// Whether a `query.require` value names `{case}` / `{version}`.
+    pub requires_case: bool,
+    /// See `requires_case`.
+    pub requires_version: bool,
+    /// Why the rule needs no scope, when its author said so.
+    pub unscoped: Option<String>,
+    /// Line of the rule in its file.
+    pub line: Option<usize>,
 }
+
+impl Rule {
+    /// Whether a request allowed by this rule is bound to the share's case (by a path
+    /// capture or a required query value).
+    pub fn bound_to_case(&self) -> bool {
+        self.binds_case || self.requires_case
+    }
+
+    /// Whether it is bound to the share's version.
+    pub fn bound_to_version(&self) -> bool {
+        self.binds_version || self.requires_version
+    }
+}
+
+/// The default `[query] max_keys`: far above what a page or API call sends, far below
+/// the counts where apps' parsers start dropping keys.
+pub const DEFAULT_MAX_QUERY_KEYS: usize = 64;
 
 /// A compiled profile.
 #[derive(Debug, Clone)]
@@ -163,6 +195,10 @@ pub struct Profile {
     pub set_headers: Vec<(HeaderName, Template)>,
     /// Headers removed from allowed requests.
     pub remove_headers: Vec<HeaderName>,
+    /// Most query keys a request may carry (0: no limit), checked before any rule.
+    pub max_query_keys: usize,
+    /// Whether `k[]`, `k[0]`, `k[x]` count as `k`.
+    pub bracket_keys: bool,
     /// The file it came from.
     pub file: String,
 }
@@ -204,7 +240,10 @@ pub fn compile_profile(raw: RawProfile, src: &Source) -> Result<Profile, Vec<Sou
             continue;
         }
         match compile_rule(raw_rule, &at) {
-            Ok(r) => rules.push(r),
+            Ok(mut r) => {
+                r.line = src.line_of(&format!("rule[{i}]"));
+                rules.push(r)
+            }
             Err(mut e) => errors.append(&mut e),
         }
     }
@@ -261,6 +300,8 @@ pub fn compile_profile(raw: RawProfile, src: &Source) -> Result<Profile, Vec<Sou
         description: raw.description,
         can,
         cannot,
+        max_query_keys: raw.query.max_keys.unwrap_or(DEFAULT_MAX_QUERY_KEYS),
+        bracket_keys: raw.query.bracket_keys.unwrap_or(true),
         rules,
         set,
         set_headers,
@@ -400,7 +441,12 @@ fn compile_rule(
     if !errors.is_empty() {
         return Err(errors);
     }
+    let names = |var: &Var| require.iter().any(|(_, t)| t.names(var));
     Ok(Rule {
+        requires_case: names(&Var::Case),
+        requires_version: names(&Var::Version),
+        unscoped: raw.unscoped,
+        line: None,
         name: raw.name,
         methods: raw.methods,
         binds_case: captures.contains("case"),

@@ -1,5 +1,10 @@
 //! Evaluation: method + canonical target + a share's scope → allow (with the rule and
-//! the decoded path to forward) or deny (with a fixed reason). Pure and synchronous.
+//! the decoded path to forward) or a miss (the closest rule, a fixed reason, and what
+//! exactly did not fit, for `policy explain`, `policy test` and the audit line). Pure
+//! and synchronous; a miss borrows from the request and the scope, so the allow path
+//! allocates nothing for it.
+
+use std::fmt;
 
 use super::compile::{Bindings, Profile, Rule, Var};
 use crate::target::CanonicalTarget;
@@ -17,6 +22,8 @@ pub struct Scope<'a> {
 /// and when several shares or rules deny, the closest miss is reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum DenyReason {
+    /// More query keys than the profile allows (checked before any rule).
+    QueryTooManyKeys,
     /// No rule's path matched.
     NoRule,
     /// A rule's path matched but not with this method.
@@ -31,6 +38,107 @@ pub enum DenyReason {
     Scope,
 }
 
+/// What exactly did not fit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why<'a> {
+    /// No rule's pattern matches the path.
+    NoRule,
+    /// The query has `count` keys; the profile allows `max`.
+    TooManyKeys {
+        /// Keys sent.
+        count: usize,
+        /// Keys allowed.
+        max: usize,
+    },
+    /// The rule does not allow this method.
+    Method(&'a str),
+    /// The path names `captured` where the share is for `share`.
+    Scope {
+        /// `case` or `version`.
+        part: &'static str,
+        /// What the path named.
+        captured: &'a str,
+        /// What the share is for.
+        share: &'a str,
+    },
+    /// A key the rule does not name.
+    QueryKey(&'a str),
+    /// A key that appears more than once: its first and second spellings (`k` and
+    /// `k[]` when bracket keys count as `k`).
+    QueryRepeated(&'a str, &'a str),
+    /// A required key missing (`got: None`) or with another value.
+    QueryRequirement {
+        /// The key, as sent (or as required, when missing).
+        key: String,
+        /// The value required.
+        want: String,
+        /// The value sent.
+        got: Option<&'a str>,
+    },
+}
+
+/// A profile's closest miss for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missed<'a> {
+    /// The fixed reason.
+    pub reason: DenyReason,
+    /// Index of the closest rule, when one matched the path.
+    pub rule: Option<usize>,
+    /// What did not fit.
+    pub why: Why<'a>,
+}
+
+impl Missed<'_> {
+    /// The miss in words, naming the rule: "rule `document`: the path names case 43, the
+    /// share is for case 42".
+    pub fn describe(&self, profile: &Profile) -> String {
+        let rule = self.rule.and_then(|i| profile.rules.get(i));
+        let text = match (&self.why, rule) {
+            (Why::Method(m), Some(r)) => format!("allows {}, not {m}", r.methods.join(", ")),
+            (why, _) => why.to_string(),
+        };
+        match rule {
+            Some(r) => format!("rule `{}`: {text}", r.name),
+            None => text,
+        }
+    }
+}
+
+impl fmt::Display for Why<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Why::NoRule => write!(f, "no rule matches the path"),
+            Why::TooManyKeys { count, max } => write!(
+                f,
+                "the query has {count} keys; the profile allows at most {max}"
+            ),
+            Why::Method(m) => write!(f, "method {m} is not allowed"),
+            Why::Scope {
+                part,
+                captured,
+                share,
+            } => write!(
+                f,
+                "the path names {part} {captured}, the share is for {part} {share}"
+            ),
+            Why::QueryKey(k) => write!(f, "query key `{k}` is not allowed"),
+            Why::QueryRepeated(k, again) if k == again => {
+                write!(f, "query key `{k}` appears more than once")
+            }
+            Why::QueryRepeated(first, again) => write!(
+                f,
+                "query key `{}` appears more than once (as `{first}` and `{again}`: \
+                 apps read a bracketed key as another value of the same key)",
+                base_key(first, true)
+            ),
+            Why::QueryRequirement { key, want, got } => match got {
+                Some(g) => write!(f, "query key `{key}` must be {want}, is {g}"),
+                None => write!(f, "query key `{key}` must be {want}, and is missing"),
+            },
+        }
+    }
+}
+
 /// An allow: which rule, and the decoded path to forward (the match, or its rewrite).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allowed {
@@ -41,7 +149,7 @@ pub struct Allowed {
 }
 
 /// The outcome of evaluating one profile for one share.
-pub type Evaluation = Result<Allowed, DenyReason>;
+pub type Evaluation<'a> = Result<Allowed, Missed<'a>>;
 
 struct CaptureBindings<'a, 'h> {
     caps: &'a regex::Captures<'h>,
@@ -60,75 +168,163 @@ impl Bindings for CaptureBindings<'_, '_> {
     }
 }
 
+/// A query key as apps' parsers read it: with `bracket_keys`, `k[]`, `k[0]` and `k[a][b]`
+/// are all `k`.
+pub fn base_key(key: &str, bracket_keys: bool) -> &str {
+    if !bracket_keys || !key.ends_with(']') {
+        return key;
+    }
+    match key.find('[') {
+        Some(0) | None => key,
+        Some(i) => &key[..i],
+    }
+}
+
 impl Profile {
     /// Evaluates a request against this profile for one share's scope.
-    pub fn evaluate(&self, method: &str, target: &CanonicalTarget, scope: Scope<'_>) -> Evaluation {
-        let mut closest = DenyReason::NoRule;
+    pub fn evaluate<'a>(
+        &self,
+        method: &'a str,
+        target: &'a CanonicalTarget,
+        scope: Scope<'a>,
+    ) -> Evaluation<'a> {
+        let count = target.query.len();
+        if self.max_query_keys > 0 && count > self.max_query_keys {
+            return Err(Missed {
+                reason: DenyReason::QueryTooManyKeys,
+                rule: None,
+                why: Why::TooManyKeys {
+                    count,
+                    max: self.max_query_keys,
+                },
+            });
+        }
+        let mut closest = Missed {
+            reason: DenyReason::NoRule,
+            rule: None,
+            why: Why::NoRule,
+        };
         for idx in self.set.matches(&target.path).iter() {
             let rule = &self.rules[idx];
-            match check_rule(rule, method, target, scope) {
+            match check_rule(rule, method, target, scope, self.bracket_keys) {
                 Ok(rewritten_path) => {
                     return Ok(Allowed {
                         rule: idx,
                         rewritten_path,
                     })
                 }
-                Err(reason) => closest = closest.max(reason),
+                Err((reason, why)) if reason > closest.reason => {
+                    closest = Missed {
+                        reason,
+                        rule: Some(idx),
+                        why,
+                    }
+                }
+                Err(_) => {}
             }
         }
         Err(closest)
     }
 }
 
-fn check_rule(
+fn check_rule<'a>(
     rule: &Rule,
-    method: &str,
-    target: &CanonicalTarget,
-    scope: Scope<'_>,
-) -> Result<Option<String>, DenyReason> {
+    method: &'a str,
+    target: &'a CanonicalTarget,
+    scope: Scope<'a>,
+    bracket_keys: bool,
+) -> Result<Option<String>, (DenyReason, Why<'a>)> {
     let caps = rule
         .regex
         .captures(&target.path)
-        .ok_or(DenyReason::NoRule)?;
+        .ok_or((DenyReason::NoRule, Why::NoRule))?;
     // Scope first: a guest probing another case is the event worth reporting.
-    if rule.binds_case && caps.name("case").map(|m| m.as_str()) != Some(scope.case) {
-        return Err(DenyReason::Scope);
-    }
-    if rule.binds_version && caps.name("version").map(|m| m.as_str()) != Some(scope.version) {
-        return Err(DenyReason::Scope);
+    for (binds, part, share) in [
+        (rule.binds_case, "case", scope.case),
+        (rule.binds_version, "version", scope.version),
+    ] {
+        if !binds {
+            continue;
+        }
+        let captured = caps.name(part).map_or("", |m| m.as_str());
+        if captured != share {
+            return Err((
+                DenyReason::Scope,
+                Why::Scope {
+                    part,
+                    captured,
+                    share,
+                },
+            ));
+        }
     }
     if !rule.methods.iter().any(|m| m == method) {
-        return Err(DenyReason::Method);
+        return Err((DenyReason::Method, Why::Method(method)));
     }
     let bindings = CaptureBindings { caps: &caps, scope };
-    check_query(rule, target, &bindings)?;
+    check_query(rule, target, &bindings, bracket_keys)?;
     Ok(rule.rewrite.as_ref().map(|t| t.render(&bindings)))
 }
 
-fn check_query(
+fn check_query<'a>(
     rule: &Rule,
-    target: &CanonicalTarget,
+    target: &'a CanonicalTarget,
     bindings: &CaptureBindings<'_, '_>,
-) -> Result<(), DenyReason> {
+    bracket_keys: bool,
+) -> Result<(), (DenyReason, Why<'a>)> {
     let q = &rule.query;
+    // The first pair read as `key`, and the next one, if another follows.
+    let first_two = |key: &str| {
+        let mut values = target
+            .query
+            .iter()
+            .filter(|(k, _)| base_key(k, bracket_keys) == key);
+        (values.next(), values.next())
+    };
+    let repeated = |first: &'a str, second: &'a str| {
+        (DenyReason::QueryRepeated, Why::QueryRepeated(first, second))
+    };
     for (key, want) in &q.require {
-        let mut values = target.query.iter().filter(|(k, _)| k == key);
-        match (values.next(), values.next()) {
-            (Some(_), Some(_)) => return Err(DenyReason::QueryRepeated),
-            (Some((_, v)), None) if *v == want.render(bindings) => {}
-            _ => return Err(DenyReason::QueryRequirement),
+        match first_two(key) {
+            (Some((k, _)), Some((again, _))) => return Err(repeated(k, again)),
+            (Some((k, v)), None) => {
+                let want = want.render(bindings);
+                // A bracketed spelling is a list in the app: never the one required value.
+                if k != key || *v != want {
+                    return Err((
+                        DenyReason::QueryRequirement,
+                        Why::QueryRequirement {
+                            key: k.clone(),
+                            want,
+                            got: Some(v),
+                        },
+                    ));
+                }
+            }
+            (None, _) => {
+                return Err((
+                    DenyReason::QueryRequirement,
+                    Why::QueryRequirement {
+                        key: key.clone(),
+                        want: want.render(bindings),
+                        got: None,
+                    },
+                ))
+            }
         }
     }
     for key in &q.allow {
-        if target.query_count(key) > 1 {
-            return Err(DenyReason::QueryRepeated);
+        if let (Some((k, _)), Some((again, _))) = first_two(key) {
+            return Err(repeated(k, again));
         }
     }
     if !q.allow_other {
-        let named =
-            |k: &str| q.allow.iter().any(|a| a == k) || q.require.iter().any(|(r, _)| r == k);
-        if target.query.iter().any(|(k, _)| !named(k)) {
-            return Err(DenyReason::QueryKey);
+        let named = |k: &str| {
+            let k = base_key(k, bracket_keys);
+            q.allow.iter().any(|a| a == k) || q.require.iter().any(|(r, _)| r == k)
+        };
+        if let Some((k, _)) = target.query.iter().find(|(k, _)| !named(k)) {
+            return Err((DenyReason::QueryKey, Why::QueryKey(k)));
         }
     }
     Ok(())

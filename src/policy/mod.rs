@@ -4,6 +4,7 @@
 
 mod compile;
 mod eval;
+pub mod lint;
 mod parse;
 
 use std::collections::{BTreeMap, HashSet};
@@ -11,8 +12,10 @@ use std::path::Path;
 
 use http::HeaderName;
 
-pub use compile::{template_to_regex, Bindings, Profile, QueryRule, Rule, Template, Var};
-pub use eval::{Allowed, DenyReason, Evaluation, Scope};
+pub use compile::{
+    template_to_regex, Bindings, Profile, QueryRule, Rule, Template, Var, DEFAULT_MAX_QUERY_KEYS,
+};
+pub use eval::{base_key, Allowed, DenyReason, Evaluation, Missed, Scope, Why};
 
 use crate::toml_source::{Source, SourceError, SourceErrors};
 
@@ -165,11 +168,18 @@ set_headers = { "X-Guest-Email" = "{guest.email}", "X-Guest-Share" = "{share.id}
         PolicySet::load_dir(d.path()).unwrap()
     }
 
-    fn eval(set: &PolicySet, method: &str, target: &str, case: &str, version: &str) -> Evaluation {
+    /// The allow, or the miss's reason and its words.
+    fn eval(
+        set: &PolicySet,
+        method: &str,
+        target: &str,
+        case: &str,
+        version: &str,
+    ) -> Result<Allowed, (DenyReason, String)> {
         let t = CanonicalTarget::parse(target.as_bytes(), 4096).unwrap();
-        set.get("view")
-            .unwrap()
-            .evaluate(method, &t, Scope { case, version })
+        let p = set.get("view").unwrap();
+        p.evaluate(method, &t, Scope { case, version })
+            .map_err(|m| (m.reason, m.describe(p)))
     }
 
     #[test]
@@ -231,9 +241,87 @@ set_headers = { "X-Guest-Email" = "{guest.email}", "X-Guest-Share" = "{share.id}
             let got_rule = got
                 .as_ref()
                 .map(|a| set.get("view").unwrap().rules[a.rule].name.as_str())
-                .map_err(|e| *e);
+                .map_err(|e| e.0);
             assert_eq!(&got_rule, want, "{method} {target}");
         }
+    }
+
+    #[test]
+    fn misses_say_which_rule_and_what_did_not_fit() {
+        let set = view();
+        let why = |m: &str, t: &str| eval(&set, m, t, "42", "3").unwrap_err().1;
+        assert_eq!(
+            why("GET", "/api/cases/43/versions/3/documents/7"),
+            "rule `docs`: the path names case 43, the share is for case 42"
+        );
+        assert_eq!(
+            why("DELETE", "/api/cases/42/versions/3/documents/7"),
+            "rule `docs`: allows GET, HEAD, not DELETE"
+        );
+        assert_eq!(
+            why("GET", "/api/cases/42/versions/3/documents/7?x=1"),
+            "rule `docs`: query key `x` is not allowed"
+        );
+        assert_eq!(
+            why("GET", "/api/search?case_id=43"),
+            "rule `search`: query key `case_id` must be 42, is 43"
+        );
+        assert_eq!(
+            why("GET", "/api/search?q=a"),
+            "rule `search`: query key `case_id` must be 42, and is missing"
+        );
+        assert_eq!(why("GET", "/nothing"), "no rule matches the path");
+        assert_eq!(
+            why("GET", "/api/search?case_id=42&q=a&q=b"),
+            "rule `search`: query key `q` appears more than once"
+        );
+        assert_eq!(
+            why("GET", "/api/search?case_id=42&case_id[]=44"),
+            "rule `search`: query key `case_id` appears more than once (as `case_id` and \
+             `case_id[]`: apps read a bracketed key as another value of the same key)"
+        );
+    }
+
+    /// `key[]=44`, `key[0]=44` and `key[x]=44` are more values of `key` to qs, PHP and
+    /// Rails: with bracket keys on (the default) they count as `key`.
+    #[test]
+    fn bracket_keys_count_as_their_key_and_the_number_of_keys_is_bounded() {
+        let set = view();
+        use DenyReason::*;
+        for (target, want) in [
+            ("/api/search?case_id=42&case_id[]=44", QueryRepeated),
+            ("/api/search?case_id[]=42", QueryRequirement),
+            ("/api/search?case_id=42&case_id[0]=44", QueryRepeated),
+            ("/api/search?case_id[x]=44&case_id=42", QueryRepeated),
+            ("/api/search?case_id=42&q=a&q[]=b", QueryRepeated),
+            ("/api/search?case_id=42&z[]=1", QueryKey),
+        ] {
+            assert_eq!(
+                eval(&set, "GET", target, "42", "3").unwrap_err().0,
+                want,
+                "{target}"
+            );
+        }
+        assert!(eval(&set, "GET", "/api/search?case_id=42&q=[x]", "42", "3").is_ok());
+        assert_eq!(base_key("a[b][c]", true), "a");
+        assert_eq!(base_key("a[b]", false), "a[b]");
+        assert_eq!(base_key("[b]", true), "[b]");
+        // More keys than the profile allows: refused before any rule.
+        let padded = format!(
+            "/api/search?case_id=42{}",
+            (0..DEFAULT_MAX_QUERY_KEYS)
+                .map(|i| format!("&p{i}=1"))
+                .collect::<String>()
+        );
+        let (reason, why) = eval(&set, "GET", &padded, "42", "3").unwrap_err();
+        assert_eq!(reason, QueryTooManyKeys);
+        assert_eq!(
+            why,
+            format!(
+                "the query has {} keys; the profile allows at most {DEFAULT_MAX_QUERY_KEYS}",
+                DEFAULT_MAX_QUERY_KEYS + 1
+            )
+        );
     }
 
     #[test]

@@ -25,6 +25,21 @@ pub struct RawProfile {
     /// Header edits applied to every request this profile allows.
     #[serde(default)]
     pub upstream: RawUpstream,
+    /// Query limits that apply before any rule.
+    #[serde(default)]
+    pub query: RawProfileQuery,
+}
+
+/// `[query]` of a profile: limits on every request, before any rule is tried.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfileQuery {
+    /// Most query keys a request may carry (0: no limit). Apps' parsers stop at some
+    /// count (1,000 for qs and PHP) and drop the rest, required keys included.
+    pub max_keys: Option<usize>,
+    /// Read `k[]`, `k[0]`, `k[x]` as `k` for repetition and requirements, the way qs, PHP
+    /// and Rails parsers merge them into one key (default on).
+    pub bracket_keys: Option<bool>,
 }
 
 /// One allow rule.
@@ -44,6 +59,9 @@ pub struct RawRule {
     pub query: RawQuery,
     /// Decoded path template sent upstream instead of the matched path.
     pub rewrite: Option<String>,
+    /// Why this rule needs no binding to the share's case and version (static assets):
+    /// `policy check` then notes it instead of warning.
+    pub unscoped: Option<String>,
 }
 
 /// Query constraints of a rule.

@@ -226,7 +226,9 @@ impl GuestGateProxy {
     /// Answers a request for one of guestgate's own pages: framing first, the body read
     /// once, then the route's reply.
     async fn guest_page(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        if let Err(refusal) = request::guest_framing(session, self.gate.max_content_length).await {
+        if let Err(refusal) =
+            request::guest_framing(session, self.gate.settings.max_content_length).await
+        {
             let html = request::wants_html(session);
             let reply = refusal.reply(html, &ctx.request_id, &refusal::Context::default());
             respond::write(session, reply).await?;
@@ -234,6 +236,7 @@ impl GuestGateProxy {
                 reason: refusal.reason,
                 guest: None,
                 path: None,
+                detail: None,
                 body: crate::framing::Body::None,
             });
             return Ok(true);

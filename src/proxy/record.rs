@@ -74,6 +74,10 @@ pub fn record(audit: &AuditSink, audit_pass_through: bool, session: &Session, ct
         version: share.map(|s| s.version.as_str()),
         profile: share.map(|s| s.profile.as_str()),
         rule: guest.and_then(|g| g.rule.as_deref()),
+        detail: match verdict {
+            Verdict::Refuse { detail, .. } => detail.as_deref(),
+            _ => None,
+        },
         session: guest.map(|g| g.jti.as_str()),
         deny_id: refused.then_some(ctx.request_id.as_str()),
         client_ip,

@@ -216,22 +216,8 @@ mod tests {
 
     fn share(status: ShareStatus) -> Share {
         Share {
-            id: "s1".into(),
-            email: "g@x.test".into(),
-            case: "42".into(),
-            version: "3".into(),
-            profile: "view-only".into(),
-            created_by: "t".into(),
-            contact: None,
-            created_at: 1,
-            expires_at: u64::MAX,
             status,
-            accepted_at: None,
-            revoked_at: None,
-            revoked_by: None,
-            failures: 0,
-            locked: false,
-            sends: vec![],
+            ..Share::pending("s1", "g@x.test", ["42", "3", "view-only"], 1, u64::MAX)
         }
     }
 

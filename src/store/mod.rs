@@ -78,6 +78,31 @@ pub struct Share {
 }
 
 impl Share {
+    /// A pending share of one case version, created now and expiring at `expires_at`:
+    /// nothing sent, accepted, revoked or failed yet. Callers set the rest with struct
+    /// update syntax.
+    pub fn pending(id: &str, email: &str, scope: [&str; 3], now: u64, expires_at: u64) -> Self {
+        let [case, version, profile] = scope;
+        Self {
+            id: id.into(),
+            email: email.into(),
+            case: case.into(),
+            version: version.into(),
+            profile: profile.into(),
+            created_by: String::new(),
+            contact: None,
+            created_at: now,
+            expires_at,
+            status: ShareStatus::Pending,
+            accepted_at: None,
+            revoked_at: None,
+            revoked_by: None,
+            failures: 0,
+            locked: false,
+            sends: Vec::new(),
+        }
+    }
+
     /// `pending`, `active`, `revoked` or `expired`.
     pub fn effective_status(&self, now: u64) -> &'static str {
         match self.status {

@@ -5,13 +5,16 @@
 //! A request that presents guestgate's cookie, in whatever state, is a guest request:
 //! it is allowed by a rule or refused, never passed through as one of the app's users.
 
+pub mod table;
+pub mod trial;
+
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
 
 use crate::framing::{self, Body};
 use crate::header_names;
-use crate::policy::{Bindings, DenyReason, Scope, Var};
+use crate::policy::{Bindings, DenyReason, Missed, PolicySet, Scope, Var};
 use crate::reason::{Answer, Reason};
 use crate::refusal::Refusal;
 use crate::reload::LivePolicies;
@@ -27,6 +30,16 @@ pub enum Mode {
     Mixed,
     /// They are denied (a host dedicated to guests).
     GuestOnly,
+}
+
+impl Mode {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Mixed => "mixed",
+            Mode::GuestOnly => "guest-only",
+        }
+    }
 }
 
 /// What guestgate does with a request.
@@ -48,6 +61,9 @@ pub enum Verdict {
         guest: Option<Box<Guest>>,
         /// Canonical decoded path, when the target was canonical.
         path: Option<String>,
+        /// What exactly did not fit, in words (the closest rule and why it missed): for
+        /// the audit line and `policy explain`, never for the client.
+        detail: Option<String>,
         /// The body the request announced (never read: the connection is then closed).
         body: Body,
     },
@@ -60,6 +76,7 @@ impl Verdict {
             reason: reason.into(),
             guest: None,
             path: None,
+            detail: None,
             body,
         }
     }
@@ -159,8 +176,9 @@ pub struct RequestFacts<'a> {
     pub frames_carry_body: bool,
 }
 
-/// The decision engine: keys, policies and the few settings that shape decisions.
-pub struct Gate {
+/// The few settings that shape decisions (the rest of the config never does).
+#[derive(Debug, Clone)]
+pub struct Settings {
     /// Mixed or guest-only.
     pub mode: Mode,
     /// Longest accepted target.
@@ -179,6 +197,28 @@ pub struct Gate {
     /// The cookie name as guestgate sets it (`__Host-` prefixed over TLS): the only
     /// spelling that holds a session.
     pub wire_cookie_name: String,
+}
+
+impl Default for Settings {
+    /// guestgate's defaults, for trials without a config file.
+    fn default() -> Self {
+        Self {
+            mode: Mode::Mixed,
+            max_target_length: 4096,
+            max_content_length: 1 << 30,
+            forward_bodiless_bodies: false,
+            chunked_bodies: true,
+            public_hosts: vec!["guestgate.test".into()],
+            cookie_name: "guestgate_session".into(),
+            wire_cookie_name: "__Host-guestgate_session".into(),
+        }
+    }
+}
+
+/// The decision engine: keys, policies and the settings that shape decisions.
+pub struct Gate {
+    /// What shapes decisions.
+    pub settings: Settings,
     /// Token keys.
     pub keys: SessionKeys,
     /// Compiled policies (swapped on reload).
@@ -211,21 +251,47 @@ impl Bindings for IdentityBindings<'_> {
 /// Why one share did not allow the request, ranked for the closest-miss report: a
 /// share whose rules would allow the request but which is revoked or expired explains
 /// a denial better than any other share's policy miss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Miss {
+#[derive(Debug, Clone)]
+enum Miss<'a> {
     ProfileUnknown,
-    Policy(DenyReason),
+    Policy(Missed<'a>),
     ShareExpired,
     ShareInactive,
 }
 
-impl From<Miss> for Reason {
-    fn from(m: Miss) -> Self {
-        match m {
-            Miss::ShareInactive => Reason::ShareInactive,
-            Miss::ShareExpired => Reason::ShareExpired,
-            Miss::ProfileUnknown => Reason::ProfileUnknown,
-            Miss::Policy(r) => r.into(),
+impl Miss<'_> {
+    /// Closer misses rank higher.
+    fn rank(&self) -> (u8, Option<DenyReason>) {
+        match self {
+            Self::ProfileUnknown => (0, None),
+            Self::Policy(m) => (1, Some(m.reason)),
+            Self::ShareExpired => (2, None),
+            Self::ShareInactive => (3, None),
+        }
+    }
+
+    fn reason(&self) -> Reason {
+        match self {
+            Self::ShareInactive => Reason::ShareInactive,
+            Self::ShareExpired => Reason::ShareExpired,
+            Self::ProfileUnknown => Reason::ProfileUnknown,
+            Self::Policy(m) => m.reason.into(),
+        }
+    }
+
+    /// The miss in words, for the audit line and `policy explain`.
+    fn describe(&self, share: &ShareGrant, policies: &PolicySet) -> String {
+        let scope = format!("case {}, version {}", share.case, share.version);
+        match self {
+            Self::ProfileUnknown => format!("profile `{}` is not loaded", share.profile),
+            Self::Policy(m) => match policies.get(&share.profile) {
+                Some(p) => format!("profile `{}`, {}", p.name, m.describe(p)),
+                None => m.why.to_string(),
+            },
+            Self::ShareExpired => format!("the share of {scope} has expired"),
+            Self::ShareInactive => {
+                format!("the share of {scope} is revoked, or not yet active here")
+            }
         }
     }
 }
@@ -233,7 +299,11 @@ impl From<Miss> for Reason {
 impl Gate {
     /// Decides one request.
     pub fn decide(&self, facts: &RequestFacts<'_>, now: u64) -> Verdict {
-        let head = match framing::inspect(facts.raw_head, facts.http2, self.max_content_length) {
+        let head = match framing::inspect(
+            facts.raw_head,
+            facts.http2,
+            self.settings.max_content_length,
+        ) {
             Ok(h) => h,
             Err(e) => return Verdict::refuse(e, Body::None),
         };
@@ -246,21 +316,21 @@ impl Gate {
         } else {
             head.body
         };
-        if body == Body::Chunked && !self.chunked_bodies {
+        if body == Body::Chunked && !self.settings.chunked_bodies {
             return Verdict::refuse(framing::FramingError::LengthRequired, body);
         }
         let body_refused = body.is_some() && framing::is_bodiless(facts.method);
 
         let presented = session::find_cookie(
             facts.cookies.iter().copied(),
-            &self.cookie_name,
-            &self.wire_cookie_name,
+            &self.settings.cookie_name,
+            &self.settings.wire_cookie_name,
         );
         if presented == CookieLookup::Absent {
-            if body_refused && !self.forward_bodiless_bodies {
+            if body_refused && !self.settings.forward_bodiless_bodies {
                 return Verdict::refuse(framing::FramingError::BodyOnBodilessMethod, body);
             }
-            return match self.mode {
+            return match self.settings.mode {
                 Mode::Mixed => Verdict::Pass { body },
                 Mode::GuestOnly => Verdict::refuse(Reason::NoSession, body),
             };
@@ -291,25 +361,27 @@ impl Gate {
             held: Vec::new(),
         };
         // A refusal carries the session's shares for its page's ways back.
-        let refuse = |reason: Reason, mut guest: Guest, held: Vec<ShareGrant>, path| {
+        let refuse = |reason: Reason, mut guest: Guest, held: Vec<ShareGrant>, path, detail| {
             guest.held = held;
             Verdict::Refuse {
                 reason,
                 guest: Some(Box::new(guest)),
                 path,
+                detail,
                 body,
             }
         };
         let host = head.host.or(facts.authority).unwrap_or_default();
         if !self.is_public_host(host) {
-            return refuse(Reason::HostNotPublic, guest, claims.shares, None);
+            return refuse(Reason::HostNotPublic, guest, claims.shares, None, None);
         }
 
-        let target = match CanonicalTarget::parse(head.target, self.max_target_length) {
+        let target = match CanonicalTarget::parse(head.target, self.settings.max_target_length) {
             Ok(t) => t,
-            Err(e) => return refuse(e.into(), guest, claims.shares, None),
+            Err(e) => return refuse(e.into(), guest, claims.shares, None, None),
         };
-        let deny = |reason, guest, held| refuse(reason, guest, held, Some(target.path.clone()));
+        let deny =
+            |reason, guest, held| refuse(reason, guest, held, Some(target.path.clone()), None);
         if target.has_method_override_key()
             || facts
                 .header_names
@@ -342,7 +414,7 @@ impl Gate {
 
         // One generation of policies for the whole decision, even if a reload lands now.
         let policies = self.policies.current();
-        let mut closest: Option<(Miss, &ShareGrant)> = None;
+        let mut closest: Option<(Miss<'_>, &ShareGrant)> = None;
         for share in &claims.shares {
             let outcome: Result<(), Miss> = match policies.set.get(&share.profile) {
                 None => Err(Miss::ProfileUnknown),
@@ -401,19 +473,29 @@ impl Gate {
                 }
             };
             if let Err(miss) = outcome {
-                if closest.is_none_or(|(m, _)| miss > m) {
+                if closest.as_ref().is_none_or(|(m, _)| miss.rank() > m.rank()) {
                     closest = Some((miss, share));
                 }
             }
         }
-        let reason = closest.map_or(Reason::NoRule, |(m, _)| m.into());
+        let (reason, detail) = match &closest {
+            Some((m, s)) => (m.reason(), Some(m.describe(s, &policies.set))),
+            None => (Reason::NoRule, None),
+        };
         guest.share = closest.map(|(_, s)| s.clone());
-        deny(reason, guest, claims.shares)
+        refuse(
+            reason,
+            guest,
+            claims.shares,
+            Some(target.path.clone()),
+            detail,
+        )
     }
 
     /// Whether a `Host` (or `:authority`) is one guests may use; compared without case.
     fn is_public_host(&self, host: &[u8]) -> bool {
-        self.public_hosts
+        self.settings
+            .public_hosts
             .iter()
             .any(|h| h.as_bytes().eq_ignore_ascii_case(host))
     }
@@ -430,22 +512,8 @@ mod tests {
 
     fn share(id: &str, case: &str, status: ShareStatus) -> Share {
         Share {
-            id: id.into(),
-            email: EMAIL.into(),
-            case: case.into(),
-            version: "3".into(),
-            profile: "view-only".into(),
-            created_by: "t".into(),
-            contact: None,
-            created_at: 0,
-            expires_at: unix_now() + 3600,
             status,
-            accepted_at: None,
-            revoked_at: None,
-            revoked_by: None,
-            failures: 0,
-            locked: false,
-            sends: vec![],
+            ..Share::pending(id, EMAIL, [case, "3", "view-only"], 0, unix_now() + 3600)
         }
     }
 
@@ -463,14 +531,14 @@ mod tests {
         index.upsert(&share("s1", "42", ShareStatus::Active));
         index.upsert(&share("s2", "43", ShareStatus::Revoked));
         Gate {
-            mode,
-            max_target_length: 4096,
-            max_content_length: 1 << 20,
-            forward_bodiless_bodies: false,
-            chunked_bodies: true,
-            public_hosts: vec!["cases.example".into()],
-            cookie_name: "gg".into(),
-            wire_cookie_name: "gg".into(),
+            settings: Settings {
+                mode,
+                max_content_length: 1 << 20,
+                public_hosts: vec!["cases.example".into()],
+                cookie_name: "gg".into(),
+                wire_cookie_name: "gg".into(),
+                ..Settings::default()
+            },
             keys: SessionKeys::new(&[7u8; 32], &[], "guestgate", "guestgate"),
             policies: Arc::new(LivePolicies::fixed(set, "gg")),
             index: Arc::new(index),
@@ -711,7 +779,7 @@ mod tests {
     #[test]
     fn settings_that_shape_framing() {
         let mut g = gate(Mode::Mixed, false);
-        g.forward_bodiless_bodies = true;
+        g.settings.forward_bodiless_bodies = true;
         let get_body = [
             "GET /x HTTP/1.1",
             "Host: cases.example",
@@ -729,7 +797,7 @@ mod tests {
             decide(&g, &guest_body, false),
             ("reject", "framing_body_on_bodiless_method")
         );
-        g.chunked_bodies = false;
+        g.settings.chunked_bodies = false;
         let chunked = [
             "POST /x HTTP/1.1",
             "Host: cases.example",
