@@ -2,7 +2,8 @@
 # Installs what building and testing guestgate needs on a Debian/Ubuntu machine with Rust:
 # cmake (pingora's zlib-ng build), redis-server (Redis-backed tests), wrk, curl and bc
 # (demo and load runs), python3 (a lax upstream in the smuggling suite), Chromium and
-# chromedriver (the real-browser tests), Node.js and npm (axe-core for those tests).
+# chromedriver (the real-browser tests), Node.js and npm (axe-core for those tests, jose
+# to verify the scope assertion the way an app would).
 # Safe to run repeatedly: only what is missing is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,10 +30,11 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-# axe-core for the accessibility checks, at the version the lockfile pins.
-if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
-  echo "setup: installing axe-core (npm ci)"
-  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+# axe-core (accessibility checks) and jose (the app-side assertion verifier), at the
+# versions the lockfile pins.
+if [ ! -f tests/node/node_modules/axe-core/axe.min.js ] || [ ! -f tests/node/node_modules/jose/package.json ]; then
+  echo "setup: installing the Node test tools (npm ci)"
+  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -53,6 +53,29 @@ pub fn same_header(name: &[u8], canonical: &str) -> bool {
             .all(|(&a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
 }
 
+/// Request headers whose value guestgate writes itself; besides the hop-by-hop ones.
+pub const MANAGED_REQUEST: &[&str] = &["host", "content-length", "cookie"];
+
+/// Response headers that describe the bytes guestgate sends (the banner changes them);
+/// besides the hop-by-hop ones.
+pub const MANAGED_RESPONSE: &[&str] = &["content-length", "content-encoding"];
+
+/// Whether a request header is guestgate's to write: a profile cannot set or remove it.
+pub fn is_managed(name: &str) -> bool {
+    MANAGED_REQUEST
+        .iter()
+        .chain(HOP_BY_HOP)
+        .any(|h| same_header(name.as_bytes(), h))
+}
+
+/// Whether a response header is guestgate's to write.
+pub fn is_managed_response(name: &str) -> bool {
+    MANAGED_RESPONSE
+        .iter()
+        .chain(HOP_BY_HOP)
+        .any(|h| same_header(name.as_bytes(), h))
+}
+
 /// Whether a guest request must lose this header: hop-by-hop, URL or client override.
 pub fn is_stripped_for_guests(name: &[u8]) -> bool {
     HOP_BY_HOP.iter().any(|h| same_header(name, h))

@@ -25,6 +25,19 @@ pub fn push_escaped(out: &mut String, s: &str) {
     }
 }
 
+/// Appends `s` escaped and as pure ASCII: anything beyond ASCII as a numeric character
+/// reference, so the text reads right in any ASCII-compatible charset a page declares
+/// (the banner goes into the app's pages, whatever their charset).
+pub fn push_escaped_ascii(out: &mut String, s: &str) {
+    for c in s.chars() {
+        if c.is_ascii() {
+            push_escaped(out, c.encode_utf8(&mut [0; 4]));
+        } else {
+            let _ = write!(out, "&#x{:x};", u32::from(c));
+        }
+    }
+}
+
 /// The stylesheet of every page: small, readable, no script, works without JavaScript.
 /// Inline, so guestgate's own pages need nothing but themselves (their CSP allows only it).
 const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#1a1a1a}\

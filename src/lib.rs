@@ -6,7 +6,9 @@
 //! [`target`] and [`policy`] in that order; [`audit`] records the outcome.
 
 pub mod admin;
+pub mod assertion;
 pub mod audit;
+pub mod banner;
 pub mod cli;
 pub mod client_addr;
 pub mod config;
@@ -15,6 +17,7 @@ pub mod framing;
 pub mod guest;
 pub mod header_names;
 pub mod html;
+pub mod key_file;
 pub mod mail;
 pub mod metrics;
 pub mod otp;

@@ -39,6 +39,11 @@ pub struct Metrics {
     pub policy_reloads: IntCounterVec,
     /// Audit lines dropped because the writer was too far behind.
     pub audit_dropped: IntCounter,
+    /// HTML responses to guests by what happened to the banner (`inserted`, `no_body`,
+    /// `encoding_unsupported`, `decode_failed`).
+    pub banner: IntCounterVec,
+    /// Scope assertions signed.
+    pub assertions: IntCounter,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -147,8 +152,23 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     .unwrap_or_else(|e| panic!("{e}"));
     r.register(Box::new(audit_dropped.clone()))
         .unwrap_or_else(|e| panic!("{e}"));
+    let banner = counter_vec(
+        &r,
+        "guestgate_banner_total",
+        "HTML responses to guests by what happened to the banner",
+        &["outcome"],
+    );
+    let assertions = IntCounter::new(
+        "guestgate_assertions_total",
+        "Scope assertions signed for the app",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    r.register(Box::new(assertions.clone()))
+        .unwrap_or_else(|e| panic!("{e}"));
     Metrics {
         registry: r,
+        banner,
+        assertions,
         requests,
         allowed_by_rule,
         decision_seconds,

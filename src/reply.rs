@@ -41,6 +41,18 @@ impl Reply {
         }
     }
 
+    /// A static asset (the banner's stylesheet, the JWKS), cacheable for a day: it is
+    /// the same for everyone.
+    pub fn asset(content_type: &'static str, body: &str) -> Self {
+        Self {
+            status: 200,
+            headers: vec![("cache-control", "public, max-age=86400".into())],
+            content_type,
+            body: body.as_bytes().to_vec(),
+            close: false,
+        }
+    }
+
     /// A 303 See Other to `location` (after a form POST, so a reload does not re-post).
     pub fn redirect(location: &str) -> Self {
         Self {

@@ -13,6 +13,7 @@ use pingora::services::listening::Service;
 
 use crate::admin::api::AdminApi;
 use crate::admin::{AdminApp, Readiness};
+use crate::assertion::AssertionKeys;
 use crate::audit::AuditSink;
 use crate::config::Config;
 use crate::decision::Gate;
@@ -67,6 +68,29 @@ pub fn check(config: &Config) -> anyhow::Result<Checked> {
     for p in &session.previous_key_files {
         load_key(p)?;
     }
+    let assertion = match &config.assertion.audience {
+        None => "off (no [assertion] audience)".to_string(),
+        Some(aud) => {
+            let a = &config.assertion;
+            let key = if a.key_file.exists() {
+                crate::assertion::load(&a.key_file)?;
+                a.key_file.display().to_string()
+            } else {
+                format!(
+                    "{} (absent: serve creates it, mode 0600)",
+                    a.key_file.display()
+                )
+            };
+            for p in &a.previous_key_files {
+                crate::assertion::load(p)?;
+            }
+            format!(
+                "{} for `{aud}`, Ed25519 key {key}, {} previous keys",
+                a.header,
+                a.previous_key_files.len()
+            )
+        }
+    };
     let listener = match &config.tls {
         Some(tls) => {
             ReloadableCert::load(&tls.cert_file, &tls.key_file)?;
@@ -126,6 +150,7 @@ pub fn check(config: &Config) -> anyhow::Result<Checked> {
             "policies",
             format!("{}: {}", config.policies_dir.display(), profiles.join(", ")),
         ),
+        ("assertion", assertion),
         ("mail", config.mail.describe()),
         (
             "audit",
@@ -225,7 +250,12 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
     let policies = Arc::new(LivePolicies::new(
         policies,
         config.policies_dir.clone(),
-        config.strip_headers.clone(),
+        config
+            .strip_headers
+            .iter()
+            .chain(std::iter::once(&config.assertion.header))
+            .cloned()
+            .collect(),
         config.session.cookie_name.clone(),
     ));
     let (store, index) = open_store(&config.store)?;
@@ -235,6 +265,7 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
     let session_secret = load_or_create_key(&config.session.key_file)?;
     let code_key = CodeKey::derive(&session_secret);
     let forms = crate::guest::forgery::FormKey::derive(&session_secret);
+    let assertion = AssertionKeys::from_config(&config.assertion)?.map(Arc::new);
     let shares = Arc::new(Shares::new(
         store,
         Arc::clone(&index),
@@ -297,6 +328,9 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
         session_cfg: config.session.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
         forms,
+        assertion: assertion.clone(),
+        assertion_header: config.assertion.header.clone(),
+        jwks_under_prefix: config.assertion.jwks_under_prefix,
     })?;
     let mut proxy_service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
     let mut on_hup: Vec<Box<dyn Fn() + Send + Sync>> = Vec::new();
@@ -331,7 +365,10 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
     on_sighup(on_hup).context("cannot install the SIGHUP handler")?;
     let mut admin = Service::new(
         "guestgate admin".to_string(),
-        HttpServer::new_app(AdminApp::new(readiness, api, config.admin_max_body)),
+        HttpServer::new_app(
+            AdminApp::new(readiness, api, config.admin_max_body)
+                .with_jwks(assertion.as_deref().map(|k| k.jwks().to_string())),
+        ),
     );
     admin.add_tcp(&config.admin.to_string());
     server.add_service(proxy_service);

@@ -3,8 +3,6 @@
 //! in `Cookie` headers.
 
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -267,85 +265,31 @@ impl SessionKeys {
     }
 }
 
-/// Problems with key files; fatal at start.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyFileError {
-    /// Cannot read or create.
-    #[error("session key file {path}: {source}")]
-    Io {
-        /// File.
-        path: String,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// Wrong content.
-    #[error("session key file {path}: {why}")]
-    Invalid {
-        /// File.
-        path: String,
-        /// What is wrong.
-        why: String,
-    },
-}
+pub use crate::key_file::KeyFileError;
+
+const KEY: &str = "session key";
 
 /// Reads a key file (hex, at least 32 bytes), refusing one that others can read.
 pub fn load_key(path: &Path) -> Result<Vec<u8>, KeyFileError> {
-    let shown = path.display().to_string();
-    let io = |source| KeyFileError::Io {
-        path: shown.clone(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    let mode = meta.permissions().mode() & 0o777;
-    // Group read is allowed: Kubernetes mounts secrets for a non-root user through fsGroup.
-    if mode & 0o007 != 0 {
-        return Err(KeyFileError::Invalid {
-            path: shown,
-            why: format!("readable by others (mode {mode:o}); run `chmod 600` (or 640) on it"),
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(io)?;
-    let key = hex::decode(text.trim()).map_err(|_| KeyFileError::Invalid {
-        path: shown.clone(),
-        why: "not hex".into(),
-    })?;
+    let text = crate::key_file::read_private(KEY, path)?;
+    let key = hex::decode(text.trim()).map_err(|_| KeyFileError::invalid(KEY, path, "not hex"))?;
     if key.len() < 32 {
-        return Err(KeyFileError::Invalid {
-            path: shown,
-            why: format!("{} bytes; at least 32 are needed", key.len()),
-        });
+        return Err(KeyFileError::invalid(
+            KEY,
+            path,
+            format!("{} bytes; at least 32 are needed", key.len()),
+        ));
     }
     Ok(key)
 }
 
 /// Loads the key, or creates a new random one with mode 0600 if the file is absent.
 pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>, KeyFileError> {
-    if !path.exists() {
-        let io = |source| KeyFileError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
+    crate::key_file::create_private(KEY, path, || {
         let mut key = [0u8; 32];
         rand::rng().fill(&mut key);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-        {
-            Ok(mut f) => {
-                f.write_all(format!("{}\n", hex::encode(key)).as_bytes())
-                    .map_err(io)?;
-                f.sync_all().map_err(io)?;
-            }
-            // Another process created it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io(e)),
-        }
-    }
+        format!("{}\n", hex::encode(key))
+    })?;
     load_key(path)
 }
 
@@ -492,6 +436,7 @@ pub enum Stripped {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn keys() -> SessionKeys {
         SessionKeys::new(&[7u8; 32], &[], "guestgate", "guestgate")

@@ -342,3 +342,134 @@ fn a_cross_site_form_post_fails() {
     c.submit("form[action$='/verify'] button");
     assert!(c.url().ends_with("/cases/42/versions/3"), "{}", c.url());
 }
+
+/// What the banner looks like in the page, read by the browser.
+fn banner_state(c: &Chrome) -> serde_json::Value {
+    c.js("const b = document.querySelector('.guestgate-banner');\
+          if (!b) return null;\
+          const r = b.getBoundingClientRect();\
+          const h = document.querySelector('header');\
+          const css = performance.getEntriesByType('resource').filter(e => e.name.endsWith('/_guestgate/banner.css'));\
+          return {text: b.innerText, top: r.top, bottom: r.bottom, height: r.height,\
+                  header: h ? h.getBoundingClientRect().top : null,\
+                  bg: getComputedStyle(b).backgroundColor, stylesheet: css.length,\
+                  inline: document.querySelectorAll('[style]').length,\
+                  scrolls: document.documentElement.scrollWidth > window.innerWidth};")
+}
+
+/// On every HTML page of the app, for a guest: visible, styled by its own stylesheet
+/// although the app forbids inline styles and scripts (a strict CSP), above the app's own
+/// header, accessible, whether the app sends its pages as they are, gzip or brotli. The
+/// app's own users never see it, nor does JSON.
+#[test]
+fn the_banner_marks_every_app_page_under_a_strict_csp_whatever_the_app_compresses() {
+    const CSP: &str = "default-src 'self'; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'";
+    for (run, coding) in [
+        ("identity", None),
+        ("gzip", Some("gzip")),
+        ("brotli", Some("br")),
+    ] {
+        let mut app_args = vec!["--csp".to_string(), CSP.to_string()];
+        if let Some(c) = coding {
+            app_args.extend(["--force-compress".to_string(), c.to_string()]);
+        }
+        // Mixed mode: the app's own users share the host and must not see the banner.
+        let g = Instance::start(Opts {
+            app_args,
+            ..Opts::default()
+        });
+        let base = format!("http://127.0.0.1:{}", g.addr.port());
+        let c = Chrome::start(&format!("banner-{run}"), ChromeOpts::default());
+        c.goto(&format!("{base}/cases/42/versions/3"));
+        assert!(
+            c.text().contains("Signed in as staff"),
+            "{run}: {}",
+            c.text()
+        );
+        assert_eq!(
+            banner_state(&c),
+            serde_json::Value::Null,
+            "{run}: staff see no banner"
+        );
+
+        let (_, link) = share(&g, "42", "3");
+        let code = code_for(&g, &link, 0);
+        c.goto(&link);
+        c.fill("#code", &code);
+        c.submit("form[action$='/verify'] button");
+        for (step, follow) in [
+            ("01-case", None),
+            ("02-document", Some("Medical report")),
+            ("03-summary", Some("AI summary")),
+        ] {
+            if let Some(link) = follow {
+                c.goto(&format!("{base}/cases/42/versions/3"));
+                c.click_link(link);
+            }
+            let b = banner_state(&c);
+            let text = b["text"].as_str().unwrap_or_default();
+            assert!(
+                text.contains("View-only")
+                    && text.contains("Case 42, version 3.")
+                    && text.contains("My shares")
+                    && text.contains("Sign out"),
+                "{run} {step}: {b}"
+            );
+            assert!(
+                b["height"].as_f64().unwrap_or(0.0) > 10.0,
+                "{run} {step}: visible: {b}"
+            );
+            assert_eq!(
+                b["bg"], "rgb(29, 53, 87)",
+                "{run} {step}: its stylesheet applies under the app's CSP: {b}"
+            );
+            assert_eq!(b["stylesheet"], 1, "{run} {step}: {b}");
+            assert_eq!(
+                b["inline"], 0,
+                "{run} {step}: no inline style anywhere: {b}"
+            );
+            assert!(
+                b["header"].as_f64() >= b["bottom"].as_f64(),
+                "{run} {step}: the app's header below it: {b}"
+            );
+            assert_eq!(b["scrolls"], false, "{run} {step}: {b}");
+            assert!(
+                c.text().contains("CaseDesk"),
+                "{run} {step}: the app's page is whole"
+            );
+            c.screenshot(step);
+            let violations = c.axe_on("'.guestgate-banner'");
+            assert!(
+                violations.is_empty(),
+                "{run} {step}: axe-core: {violations:?}"
+            );
+        }
+
+        // JSON is the app's, untouched.
+        c.goto(&format!("{base}/api/cases/42/versions/3/documents"));
+        assert!(
+            c.text().starts_with('[') && c.text().contains("\"title\":\"Claim form\""),
+            "{run}: {}",
+            c.text()
+        );
+        assert_eq!(banner_state(&c), serde_json::Value::Null);
+
+        // Its links work: My shares, then Sign out from the app's page.
+        c.goto(&format!("{base}/cases/42/versions/3"));
+        c.click_link("My shares");
+        assert!(c.url().ends_with("/_guestgate/guest"), "{run}: {}", c.url());
+        c.goto(&format!("{base}/cases/42/versions/3"));
+        c.submit(".guestgate-banner button");
+        assert!(
+            c.text().contains("You are signed out"),
+            "{run}: {}",
+            c.text()
+        );
+        c.goto(&format!("{base}/cases/42/versions/3"));
+        assert_eq!(
+            banner_state(&c),
+            serde_json::Value::Null,
+            "{run}: signed out, no banner"
+        );
+    }
+}

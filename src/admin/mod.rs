@@ -1,6 +1,7 @@
 //! The admin listener (its own address, default 127.0.0.1:9190): `/healthz` says the
-//! process is up, `/readyz` says it can serve guests, `/admin/v1/...` is the admin API
-//! (see `api.rs`).
+//! process is up, `/readyz` says it can serve guests, `/metrics` is for Prometheus,
+//! `/.well-known/jwks.json` holds the scope assertion's public keys, and `/admin/v1/...`
+//! is the admin API (see `api.rs`).
 
 pub mod api;
 pub mod client;
@@ -50,6 +51,7 @@ pub struct AdminApp {
     readiness: Arc<Readiness>,
     api: api::AdminApi,
     max_body: usize,
+    jwks: Option<String>,
 }
 
 impl AdminApp {
@@ -59,7 +61,14 @@ impl AdminApp {
             readiness,
             api,
             max_body,
+            jwks: None,
         }
+    }
+
+    /// Serves the scope assertion's JWKS (public keys only).
+    pub fn with_jwks(mut self, jwks: Option<String>) -> Self {
+        self.jwks = jwks;
+        self
     }
 }
 
@@ -97,6 +106,21 @@ impl ServeHttp for AdminApp {
         let path = session.req_header().uri.path().to_string();
         match path.as_str() {
             "/healthz" => json(200, serde_json::json!({"status": "ok"})),
+            "/.well-known/jwks.json" => match &self.jwks {
+                Some(jwks) => Response::builder()
+                    .status(200)
+                    .header("content-type", "application/jwk-set+json")
+                    .header("content-length", jwks.len())
+                    // Apps cache it and refetch when a token names a key id they do not
+                    // know, which is what a rotation looks like to them.
+                    .header("cache-control", "max-age=300")
+                    .body(jwks.clone().into_bytes())
+                    .unwrap_or_default(),
+                None => json(
+                    404,
+                    serde_json::json!({"error": "not_found", "reason": "scope assertions are off: set [assertion] audience"}),
+                ),
+            },
             "/metrics" => {
                 let m = crate::metrics::get();
                 let index = self.readiness.index();

@@ -4,6 +4,11 @@
 //! FILE` appends every request it receives (method, target, headers, body) as one JSON
 //! line before answering, so tests can assert exactly what reached the app.
 //!
+//! Like many real apps it can also send a strict Content-Security-Policy (`--csp`),
+//! compress what it sends (`--compress gzip|deflate|br` when the request accepts it,
+//! `--force-compress` regardless), and stream a page of any size
+//! (`/cases/{c}/versions/{v}/big?mb=N`).
+//!
 //! It is deliberately naive: it trusts every header and does no access control, like
 //! the app guestgate protects.
 
@@ -42,21 +47,74 @@ impl Request {
 
 type Recorder = Option<Arc<Mutex<std::fs::File>>>;
 
+/// How the app shapes its responses.
+#[derive(Debug, Clone, Default)]
+struct Style {
+    csp: Option<String>,
+    compress: Option<String>,
+    force: bool,
+}
+
+impl Style {
+    /// The coding for a response to `req`, if any.
+    fn coding(&self, req: &Request) -> Option<&str> {
+        let c = self.compress.as_deref()?;
+        let accepted = req.header("accept-encoding").is_some_and(|ae| {
+            ae.split(',')
+                .any(|t| t.split(';').next().unwrap_or("").trim() == c)
+        });
+        (self.force || accepted).then_some(c)
+    }
+}
+
+fn compress(coding: &str, data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let level = flate2::Compression::fast();
+    match coding {
+        "gzip" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
+            let _ = e.write_all(data);
+            e.finish().unwrap_or_default()
+        }
+        "deflate" => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), level);
+            let _ = e.write_all(data);
+            e.finish().unwrap_or_default()
+        }
+        _ => {
+            let mut out = Vec::new();
+            {
+                let mut e = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+                let _ = e.write_all(data);
+            }
+            out
+        }
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::io::Result<()> {
     let mut listen = "127.0.0.1:3000".to_string();
     let mut record = None;
+    let mut style = Style::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--listen" => listen = args.next().unwrap_or(listen),
             "--record" => record = args.next(),
+            "--csp" => style.csp = args.next(),
+            "--compress" => style.compress = args.next(),
+            "--force-compress" => {
+                style.compress = args.next();
+                style.force = true;
+            }
             _ => {
-                eprintln!("usage: guestgate-sample-app [--listen ADDR] [--record FILE]");
+                eprintln!("usage: guestgate-sample-app [--listen ADDR] [--record FILE] [--csp POLICY] [--compress|--force-compress gzip|deflate|br]");
                 std::process::exit(2);
             }
         }
     }
+    let style = Arc::new(style);
     let recorder: Recorder = match record {
         Some(p) => Some(Arc::new(Mutex::new(
             std::fs::OpenOptions::new()
@@ -72,13 +130,14 @@ async fn main() -> std::io::Result<()> {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         let recorder = recorder.clone();
+        let style = Arc::clone(&style);
         tokio::spawn(async move {
-            let _ = serve(stream, recorder).await;
+            let _ = serve(stream, recorder, &style).await;
         });
     }
 }
 
-async fn serve(mut stream: TcpStream, recorder: Recorder) -> std::io::Result<()> {
+async fn serve(mut stream: TcpStream, recorder: Recorder, style: &Style) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(8192);
     loop {
         let Some(req) = read_request(&mut stream, &mut buf).await? else {
@@ -100,19 +159,93 @@ async fn serve(mut stream: TcpStream, recorder: Recorder) -> std::io::Result<()>
             // A long request, to show that in-flight requests survive a proxy shutdown.
             tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         }
+        if let Some(mb) = big_page(&req) {
+            stream_big_page(&mut stream, mb, style).await?;
+            continue;
+        }
         let (status, ctype, body) = route(&req);
-        let head = format!(
-            "HTTP/1.1 {status} {}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\n\r\n",
-            reason(status),
-            body.len()
+        let mut head = format!(
+            "HTTP/1.1 {status} {}\r\ncontent-type: {ctype}\r\n",
+            reason(status)
         );
+        let html = ctype.starts_with("text/html");
+        if html {
+            // Like many apps: cacheable pages and a cookie of its own.
+            head.push_str(
+                "cache-control: private, max-age=600\r\nset-cookie: app_pref=compact; Path=/\r\n",
+            );
+            if let Some(csp) = &style.csp {
+                head.push_str(&format!("content-security-policy: {csp}\r\n"));
+            }
+        }
+        let body = match style
+            .coding(&req)
+            .filter(|_| html || ctype == "application/json")
+        {
+            Some(c) => {
+                head.push_str(&format!(
+                    "content-encoding: {c}\r\nvary: accept-encoding\r\n"
+                ));
+                compress(c, body.as_bytes())
+            }
+            None => body.into_bytes(),
+        };
+        head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
         // One write per response: a separate body write would meet Nagle + delayed ACK.
         let mut out = head.into_bytes();
         if req.method != "HEAD" {
-            out.extend_from_slice(body.as_bytes());
+            out.extend_from_slice(&body);
         }
         stream.write_all(&out).await?;
+        if req
+            .header("connection")
+            .is_some_and(|c| c.to_ascii_lowercase().contains("close"))
+        {
+            return Ok(());
+        }
     }
+}
+
+/// `GET /cases/{c}/versions/{v}/big?mb=N`: how many megabytes of page to stream.
+fn big_page(req: &Request) -> Option<usize> {
+    let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+    let segs: Vec<&str> = path.split('/').collect();
+    if req.method != "GET" || !matches!(segs.as_slice(), ["", "cases", _, "versions", _, "big"]) {
+        return None;
+    }
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("mb="))
+        .and_then(|n| n.parse().ok())
+        .map(|n: usize| n.min(1024))
+}
+
+/// Streams a long HTML page in chunks, never holding more than one.
+async fn stream_big_page(stream: &mut TcpStream, mb: usize, style: &Style) -> std::io::Result<()> {
+    let mut head = "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ntransfer-encoding: chunked\r\n".to_string();
+    if let Some(csp) = &style.csp {
+        head.push_str(&format!("content-security-policy: {csp}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    let chunk = |data: &[u8]| {
+        let mut c = format!("{:x}\r\n", data.len()).into_bytes();
+        c.extend_from_slice(data);
+        c.extend_from_slice(b"\r\n");
+        c
+    };
+    stream
+        .write_all(&chunk(
+            b"<!doctype html><html><head><title>Big</title></head><body><main>",
+        ))
+        .await?;
+    let line = b"<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.</p>\n";
+    let block: Vec<u8> = line.iter().copied().cycle().take(64 * 1024).collect();
+    for _ in 0..mb * 16 {
+        stream.write_all(&chunk(&block)).await?;
+    }
+    stream.write_all(&chunk(b"</main></body></html>\n")).await?;
+    stream.write_all(b"0\r\n\r\n").await
 }
 
 /// Reads one request; `None` on a clean close.

@@ -71,6 +71,14 @@ impl<'a> Check<'a> {
         }
     }
 
+    /// Every path of a list, resolved.
+    pub fn resolve_all(&self, list: Option<Vec<String>>) -> Vec<PathBuf> {
+        list.unwrap_or_default()
+            .iter()
+            .map(|p| self.resolve(p))
+            .collect()
+    }
+
     /// A non-zero duration like `250ms`, `5s`, `8h`.
     pub fn duration(&mut self, key: &str, value: Option<String>, default: &str) -> Duration {
         let v = value.unwrap_or_else(|| default.to_string());

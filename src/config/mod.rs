@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use http::HeaderName;
 
 use crate::admin::api::ApiKey;
+use crate::assertion::AssertionConfig;
 use crate::audit::AuditConfig;
 use crate::decision::Mode;
 use crate::proxy::UpstreamConfig;
@@ -81,6 +82,8 @@ pub struct Config {
     pub mail: crate::mail::MailTransport,
     /// TLS to guests, when configured.
     pub tls: Option<TlsConfig>,
+    /// The signed scope assertion for the app.
+    pub assertion: AssertionConfig,
 }
 
 impl Config {
@@ -149,6 +152,7 @@ fn validate(
     let store = sections::store(&mut c, raw.store);
     let (mail_from, mail) = sections::mail(&mut c, raw.mail);
     let policies_dir = sections::policies_dir(&mut c, raw.policies.dir);
+    let assertion = sections::assertion(&mut c, raw.assertion);
     let config = Config {
         file: c.file().to_path_buf(),
         mode: raw.mode.unwrap_or(Mode::Mixed),
@@ -172,6 +176,7 @@ fn validate(
         mail_from,
         mail,
         tls,
+        assertion,
     };
     // Only sections that validated on their own are worth weighing against each other.
     if c.is_clean() {

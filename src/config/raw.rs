@@ -73,6 +73,21 @@ pub struct RawConfig {
     pub mail: RawMail,
     #[serde(default)]
     pub tls: RawTls,
+    #[serde(default)]
+    pub assertion: RawAssertion,
+}
+
+/// `[assertion]`: the signed scope assertion for the app.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssertion {
+    pub audience: Option<String>,
+    pub header: Option<String>,
+    pub issuer: Option<String>,
+    pub key_file: Option<String>,
+    pub previous_key_files: Option<Vec<String>>,
+    pub lifetime: Option<String>,
+    pub jwks_under_prefix: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

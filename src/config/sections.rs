@@ -9,11 +9,12 @@ use http::HeaderName;
 
 use super::check::Check;
 use super::raw::{
-    Backend, LogFormat, RawAdmin, RawAudit, RawGuest, RawIdentity, RawLimits, RawListen, RawLog,
-    RawMail, RawSession, RawStore, RawTls, RawUpstream, Topology, Transport,
+    Backend, LogFormat, RawAdmin, RawAssertion, RawAudit, RawGuest, RawIdentity, RawLimits,
+    RawListen, RawLog, RawMail, RawSession, RawStore, RawTls, RawUpstream, Topology, Transport,
 };
 use super::LogConfig;
 use crate::admin::api::ApiKey;
+use crate::assertion::AssertionConfig;
 use crate::audit::AuditConfig;
 use crate::client_addr::{Cidr, TrustedProxies};
 use crate::mail::{MailTransport, SmtpSecurity};
@@ -186,12 +187,7 @@ pub fn session(c: &mut Check<'_>, raw: RawSession) -> SessionConfig {
     SessionConfig {
         cookie_name,
         key_file: c.resolve(raw.key_file.as_deref().unwrap_or("session.key")),
-        previous_key_files: raw
-            .previous_key_files
-            .unwrap_or_default()
-            .iter()
-            .map(|p| c.resolve(p))
-            .collect(),
+        previous_key_files: c.resolve_all(raw.previous_key_files),
         issuer: raw.issuer.unwrap_or_else(|| "guestgate".into()),
         audience: raw.audience.unwrap_or_else(|| "guestgate".into()),
         secure_cookie: raw.secure_cookie.unwrap_or(true),
@@ -223,6 +219,44 @@ pub fn limits(c: &mut Check<'_>, raw: RawLimits) -> Limits {
         max_target_length,
         max_content_length,
         forward_bodiless_method_bodies: raw.forward_bodiless_method_bodies.unwrap_or(false),
+    }
+}
+
+/// `[assertion]`: off until an audience names the app; the header is guestgate's either
+/// way (incoming copies are always stripped).
+pub fn assertion(c: &mut Check<'_>, raw: RawAssertion) -> AssertionConfig {
+    let name = raw.header.unwrap_or_else(|| "X-Guestgate-Assertion".into());
+    let header = match HeaderName::from_bytes(name.as_bytes()) {
+        Ok(h) if !crate::header_names::is_managed(h.as_str()) => h,
+        _ => {
+            c.err(
+                "assertion.header",
+                format!("`{name}` is not a header name guestgate can own"),
+            );
+            HeaderName::from_static("x-guestgate-assertion")
+        }
+    };
+    if raw.audience.as_deref().is_some_and(str::is_empty) {
+        c.err(
+            "assertion.audience",
+            "name the app (the `aud` it checks), or leave the key out to turn assertions off",
+        );
+    }
+    let lifetime = c.duration("assertion.lifetime", raw.lifetime, "30s");
+    if lifetime > crate::assertion::MAX_LIFETIME {
+        c.err(
+            "assertion.lifetime",
+            "an assertion proves one request, now: at most 60s",
+        );
+    }
+    AssertionConfig {
+        header,
+        audience: raw.audience,
+        issuer: raw.issuer.unwrap_or_else(|| "guestgate".into()),
+        key_file: c.resolve(raw.key_file.as_deref().unwrap_or("assertion.key")),
+        previous_key_files: c.resolve_all(raw.previous_key_files),
+        lifetime,
+        jwks_under_prefix: raw.jwks_under_prefix.unwrap_or(false),
     }
 }
 

@@ -14,7 +14,7 @@ use http::{HeaderName, HeaderValue};
 
 use crate::framing::{self, Body};
 use crate::header_names;
-use crate::policy::{Bindings, DenyReason, Missed, PolicySet, Scope, Var};
+use crate::policy::{Bindings, DenyReason, Missed, PolicySet, ResponsePlan, Scope, Var};
 use crate::reason::{Answer, Reason};
 use crate::refusal::Refusal;
 use crate::reload::LivePolicies;
@@ -153,6 +153,8 @@ pub struct AllowedRequest {
     pub set_headers: Vec<(HeaderName, HeaderValue)>,
     /// Headers the profile removes.
     pub remove_headers: Vec<HeaderName>,
+    /// What the profile does to the app's response (headers, banner).
+    pub response: Arc<ResponsePlan>,
     /// The body, framed by guestgate.
     pub body: Body,
 }
@@ -466,6 +468,7 @@ impl Gate {
                                 target: uri,
                                 set_headers,
                                 remove_headers: profile.remove_headers.clone(),
+                                response: Arc::clone(&profile.response),
                                 body,
                             }));
                         }

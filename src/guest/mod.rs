@@ -39,6 +39,10 @@ pub enum Route<'a> {
     Shares,
     /// `POST /logout`.
     Logout,
+    /// `GET /banner.css`: the banner's stylesheet.
+    BannerCss,
+    /// `GET /jwks.json`: the scope assertion's public keys, when published here.
+    Jwks,
     /// Anything else under the prefix.
     NotFound,
     /// A known route with the wrong method.
@@ -56,7 +60,14 @@ pub fn route<'a>(method: &str, rest: &'a str) -> Route<'a> {
         ["s", token, "resend"] if post => Route::Resend(token),
         ["guest"] if get => Route::Shares,
         ["logout"] if post => Route::Logout,
-        ["s", _] | ["s", _, "verify" | "resend"] | ["guest"] | ["logout"] => Route::WrongMethod,
+        ["banner.css"] if get => Route::BannerCss,
+        ["jwks.json"] if get => Route::Jwks,
+        ["s", _]
+        | ["s", _, "verify" | "resend"]
+        | ["guest"]
+        | ["logout"]
+        | ["banner.css"]
+        | ["jwks.json"] => Route::WrongMethod,
         _ => Route::NotFound,
     }
 }
@@ -107,6 +118,8 @@ pub struct GuestRoutes<'a> {
     pub session: &'a SessionConfig,
     /// Anti-forgery tokens for the forms.
     pub forms: &'a FormKey,
+    /// The scope assertion's JWKS, when it is published under the prefix.
+    pub jwks: Option<&'a str>,
 }
 
 /// The origin (`scheme://host[:port]`) of a public URL.
@@ -199,12 +212,19 @@ impl GuestRoutes<'_> {
     pub async fn handle(&self, req: &GuestRequest<'_>) -> (Reply, PageEvent) {
         let now = req.now;
         match route(req.method, req.path) {
-            r @ (Route::NotFound | Route::WrongMethod) => {
-                let status = if r == Route::NotFound { 404 } else { 405 };
-                let ways = self.my_shares_only();
-                let html = pages::message("Page not found", "There is nothing here.", &ways);
-                (Reply::html(status, html), PageEvent::new("not_found", None))
-            }
+            Route::NotFound => self.not_found(404),
+            Route::WrongMethod => self.not_found(405),
+            Route::BannerCss => (
+                Reply::asset("text/css; charset=utf-8", crate::banner::STYLESHEET),
+                PageEvent::new("asset", None),
+            ),
+            Route::Jwks => match self.jwks {
+                Some(jwks) => (
+                    Reply::asset("application/jwk-set+json", jwks),
+                    PageEvent::new("asset", None),
+                ),
+                None => self.not_found(404),
+            },
             Route::Challenge(token) => match self.shares.by_token(token, now).await {
                 Ok(Some(share)) if !share.locked => {
                     let (browser, set_cookie) = self.browser(req);
@@ -347,6 +367,15 @@ impl GuestRoutes<'_> {
             challenge: None,
         };
         (ways, set_cookie)
+    }
+
+    fn not_found(&self, status: u16) -> (Reply, PageEvent) {
+        let html = pages::message(
+            "Page not found",
+            "There is nothing here.",
+            &self.my_shares_only(),
+        );
+        (Reply::html(status, html), PageEvent::new("not_found", None))
     }
 
     fn my_shares_only(&self) -> WaysBack {
@@ -696,6 +725,7 @@ mod tests {
                 keys: &self.keys,
                 session: &self.session,
                 forms: &self.forms,
+                jwks: Some("{\"keys\":[]}"),
             }
         }
 

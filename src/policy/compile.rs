@@ -8,16 +8,12 @@ use http::{HeaderName, HeaderValue};
 use regex::{Regex, RegexSet};
 
 use super::parse::{RawProfile, RawRule};
-use crate::header_names::HOP_BY_HOP;
+use super::response::{compile_response, ResponsePlan};
+use crate::header_names::is_managed;
 use crate::toml_source::{Source, SourceError};
 
 /// Methods a rule may name. Anything else is a typo, not a method the app serves.
 const KNOWN_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-
-/// Headers a profile may not set or remove, besides the hop-by-hop ones: routing,
-/// framing and guestgate's own cookie travel through other code paths, and letting a
-/// policy touch them would open smuggling.
-const PROTECTED_HEADERS: &[&str] = &["host", "content-length", "cookie"];
 
 /// A value a template can name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +195,8 @@ pub struct Profile {
     pub max_query_keys: usize,
     /// Whether `k[]`, `k[0]`, `k[x]` count as `k`.
     pub bracket_keys: bool,
+    /// What guestgate does to the app's responses: headers and the banner.
+    pub response: std::sync::Arc<ResponsePlan>,
     /// The file it came from.
     pub file: String,
 }
@@ -280,11 +278,6 @@ pub fn compile_profile(raw: RawProfile, src: &Source) -> Result<Profile, Vec<Sou
         }
     }
 
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let set = RegexSet::new(rules.iter().map(|r| r.regex.as_str()))
-        .map_err(|e| vec![src.error_at("rule", format!("rules do not compile together: {e}"))])?;
     let can = raw.can.unwrap_or_else(|| {
         if raw.description.is_empty() {
             format!("use the {} access that was granted", raw.name)
@@ -295,6 +288,21 @@ pub fn compile_profile(raw: RawProfile, src: &Source) -> Result<Profile, Vec<Sou
     let cannot = raw.cannot.unwrap_or_else(|| {
         "see other cases or other versions, or do anything not named above".into()
     });
+    let read_only = rules
+        .iter()
+        .all(|r| r.methods.iter().all(|m| m == "GET" || m == "HEAD"));
+    let response =
+        compile_response(raw.response, raw.banner, read_only, &can, src).map_err(|mut e| {
+            errors.append(&mut e);
+        });
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let Ok(response) = response else {
+        return Err(errors);
+    };
+    let set = RegexSet::new(rules.iter().map(|r| r.regex.as_str()))
+        .map_err(|e| vec![src.error_at("rule", format!("rules do not compile together: {e}"))])?;
     Ok(Profile {
         name: raw.name,
         description: raw.description,
@@ -306,6 +314,7 @@ pub fn compile_profile(raw: RawProfile, src: &Source) -> Result<Profile, Vec<Sou
         set,
         set_headers,
         remove_headers,
+        response: std::sync::Arc::new(response),
         file: src.path().display().to_string(),
     })
 }
@@ -313,7 +322,9 @@ pub fn compile_profile(raw: RawProfile, src: &Source) -> Result<Profile, Vec<Sou
 fn header_name(name: &str) -> Result<HeaderName, String> {
     let h = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| format!("`{name}` is not a valid header name"))?;
-    if PROTECTED_HEADERS.contains(&h.as_str()) || HOP_BY_HOP.contains(&h.as_str()) {
+    // Routing, framing and guestgate's own cookie travel through other code paths;
+    // letting a policy touch them would open smuggling.
+    if is_managed(h.as_str()) {
         return Err(format!(
             "header `{name}` is managed by guestgate and cannot be set or removed by a profile"
         ));

@@ -6,6 +6,7 @@ mod compile;
 mod eval;
 pub mod lint;
 mod parse;
+mod response;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -16,6 +17,7 @@ pub use compile::{
     template_to_regex, Bindings, Profile, QueryRule, Rule, Template, Var, DEFAULT_MAX_QUERY_KEYS,
 };
 pub use eval::{base_key, Allowed, DenyReason, Evaluation, Missed, Scope, Why};
+pub use response::{BannerWords, ResponsePlan, DEFAULT_RESPONSE_HEADERS};
 
 use crate::toml_source::{Source, SourceError, SourceErrors};
 

@@ -28,6 +28,36 @@ pub struct RawProfile {
     /// Query limits that apply before any rule.
     #[serde(default)]
     pub query: RawProfileQuery,
+    /// Header edits on the app's responses to this profile's guests.
+    #[serde(default)]
+    pub response: RawResponse,
+    /// The banner guestgate puts at the top of the app's HTML pages.
+    #[serde(default)]
+    pub banner: RawBanner,
+}
+
+/// `[response]` of a profile.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResponse {
+    /// Headers set on responses (literal values); they replace the app's.
+    #[serde(default)]
+    pub set_headers: BTreeMap<String, String>,
+    /// Headers removed from responses (guestgate's defaults included).
+    #[serde(default)]
+    pub remove_headers: Vec<String>,
+}
+
+/// `[banner]` of a profile.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBanner {
+    /// Show it (default true).
+    pub show: Option<bool>,
+    /// The short label ("View-only").
+    pub label: Option<String>,
+    /// The sentence after it.
+    pub text: Option<String>,
 }
 
 /// `[query]` of a profile: limits on every request, before any rule is tried.

@@ -1,12 +1,14 @@
 //! Header edits on the request sent upstream: guestgate's cookie and identity headers
 //! never arrive from outside (any spelling, `_` included), guest requests lose every
-//! header that names a URL, a client or a hop, and then get the profile's headers.
+//! header that names a URL, a client or a hop, and then get the profile's headers, the
+//! signed scope assertion, and an `Accept-Encoding` the banner can work with.
 
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::HeaderName;
 use pingora::http::RequestHeader;
 
-use crate::decision::Verdict;
+use crate::assertion::{Asserted, AssertionKeys};
+use crate::decision::{AllowedRequest, Verdict};
 use crate::framing::{self, Body};
 use crate::header_names::{is_stripped_for_guests, OwnedHeaders};
 use crate::session;
@@ -47,6 +49,76 @@ pub fn edit(
     }
     let bodiless = framing::is_bodiless(req.method.as_str());
     write_framing(req, body, bodiless)
+}
+
+/// Adds the signed scope assertion to an allowed guest request: who, which share and
+/// rule, and exactly the method and target the app receives.
+pub fn assert_scope(
+    req: &mut RequestHeader,
+    keys: &AssertionKeys,
+    header: &HeaderName,
+    allowed: &AllowedRequest,
+    request_id: &str,
+    now: u64,
+) -> pingora::Result<()> {
+    let guest = &allowed.guest;
+    let Some(share) = &guest.share else {
+        // An allow always names its share; refuse rather than assert nothing.
+        return Err(pingora::Error::new(pingora::ErrorType::InternalError));
+    };
+    let target = allowed
+        .target
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let token = keys.sign(
+        now,
+        &Asserted {
+            request_id,
+            email: &guest.email,
+            share: &share.id,
+            case: &share.case,
+            version: &share.version,
+            profile: &share.profile,
+            rule: guest.rule.as_deref().unwrap_or(""),
+            method: req.method.as_str(),
+            target,
+        },
+    );
+    req.insert_header(header.clone(), token)
+}
+
+/// Codings guestgate can undo on an HTML response.
+const DECODABLE: &[&str] = &["gzip", "x-gzip", "deflate", "br", "identity"];
+
+/// The `Accept-Encoding` of an allowed guest request whose profile shows the banner:
+/// `identity` for a page request (its HTML would be decoded to insert the banner anyway,
+/// so compressing it upstream only costs CPU twice), otherwise the client's codings that
+/// guestgate can decode, should the answer turn out to be HTML.
+pub fn banner_accept_encoding(
+    accept: Option<&[u8]>,
+    accept_encoding: Option<&[u8]>,
+) -> http::HeaderValue {
+    let identity = http::HeaderValue::from_static("identity");
+    let wants_html =
+        accept.is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")));
+    let Some(ae) = accept_encoding.and_then(|v| std::str::from_utf8(v).ok()) else {
+        return identity;
+    };
+    if wants_html {
+        return identity;
+    }
+    let kept: Vec<&str> = ae
+        .split(',')
+        .map(str::trim)
+        .filter(|t| {
+            let coding = t.split(';').next().unwrap_or("").trim();
+            DECODABLE.iter().any(|d| d.eq_ignore_ascii_case(coding))
+        })
+        .collect();
+    if kept.is_empty() {
+        return identity;
+    }
+    http::HeaderValue::from_str(&kept.join(", ")).unwrap_or(identity)
 }
 
 /// For every request: drops guestgate's cookie (any spelling) and any incoming copy of a
@@ -201,5 +273,28 @@ mod tests {
         ]);
         strip_for_guest(&mut r);
         assert_eq!(names(&r), ["accept"]);
+    }
+
+    #[test]
+    fn the_banner_asks_for_codings_it_can_undo() {
+        let ae = |accept: Option<&str>, ae: Option<&str>| {
+            banner_accept_encoding(accept.map(str::as_bytes), ae.map(str::as_bytes))
+                .to_str()
+                .unwrap()
+                .to_string()
+        };
+        let page = Some("text/html,application/xhtml+xml,*/*;q=0.8");
+        assert_eq!(ae(page, Some("gzip, deflate, br, zstd")), "identity");
+        assert_eq!(
+            ae(Some("application/json"), Some("gzip, deflate, br, zstd")),
+            "gzip, deflate, br"
+        );
+        assert_eq!(ae(Some("*/*"), Some("zstd;q=1, br;q=0.5")), "br;q=0.5");
+        assert_eq!(ae(Some("*/*"), Some("zstd, *")), "identity");
+        assert_eq!(
+            ae(Some("*/*"), None),
+            "identity",
+            "none sent: identity, never a guess"
+        );
     }
 }

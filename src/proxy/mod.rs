@@ -8,6 +8,7 @@ pub mod headers;
 mod record;
 mod request;
 pub mod respond;
+pub mod response;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -20,10 +21,12 @@ use pingora::proxy::{ProxyHttp, Session};
 use pingora::Result;
 use tracing::Instrument;
 
+use crate::assertion::AssertionKeys;
 use crate::audit::AuditSink;
+use crate::banner::{self, BannerView, Injector, Outcome};
 use crate::client_addr::TrustedProxies;
 use crate::decision::{Gate, Verdict};
-use crate::guest::forgery::{FormKey, FormOrigin};
+use crate::guest::forgery::{FormKey, FormOrigin, Purpose};
 use crate::guest::{GuestRequest, GuestRoutes, PageEvent};
 use crate::metrics;
 use crate::reason::{Answer, Reason};
@@ -61,6 +64,8 @@ pub struct RequestCtx {
     verdict: Option<Verdict>,
     page: Option<PageEvent>,
     upstream_sent: Option<Instant>,
+    /// The banner going into this response's HTML, chunk by chunk.
+    banner: Option<Injector>,
 }
 
 /// The proxy service.
@@ -76,6 +81,9 @@ pub struct GuestGateProxy {
     /// The `Host` guest requests carry upstream.
     upstream_host: http::HeaderValue,
     forms: FormKey,
+    assertion: Option<Arc<AssertionKeys>>,
+    assertion_header: http::HeaderName,
+    jwks_under_prefix: bool,
 }
 
 /// Everything the proxy is built from.
@@ -98,6 +106,12 @@ pub struct ProxyParts {
     pub trusted_proxies: TrustedProxies,
     /// Anti-forgery tokens for guestgate's forms.
     pub forms: FormKey,
+    /// The scope assertion's keys, when assertions are on.
+    pub assertion: Option<Arc<AssertionKeys>>,
+    /// The header that carries it.
+    pub assertion_header: http::HeaderName,
+    /// Serve the JWKS under guestgate's prefix too.
+    pub jwks_under_prefix: bool,
 }
 
 impl GuestGateProxy {
@@ -114,6 +128,9 @@ impl GuestGateProxy {
             shares: p.shares,
             session_cfg: p.session_cfg,
             forms: p.forms,
+            assertion: p.assertion,
+            assertion_header: p.assertion_header,
+            jwks_under_prefix: p.jwks_under_prefix,
         })
     }
 
@@ -123,7 +140,38 @@ impl GuestGateProxy {
             keys: &self.gate.keys,
             session: &self.session_cfg,
             forms: &self.forms,
+            jwks: self
+                .assertion
+                .as_deref()
+                .filter(|_| self.jwks_under_prefix)
+                .map(AssertionKeys::jwks),
         }
+    }
+
+    /// The banner for an allowed guest's HTML page: the share's scope in the profile's
+    /// words and a sign-out form whose token needs the browser's form cookie (set here
+    /// when the browser has none yet).
+    fn banner_for(
+        &self,
+        session: &Session,
+        words: &crate::policy::BannerWords,
+        share: &crate::session::ShareGrant,
+    ) -> (bytes::Bytes, Option<String>) {
+        let req = GuestRequest {
+            cookies: request::cookies(session.req_header()),
+            ..GuestRequest::default()
+        };
+        let (browser, set_cookie) = self.routes().browser(&req);
+        let token = self.forms.token(&browser, Purpose::SignOut);
+        let html = banner::render(&BannerView {
+            label: &words.label,
+            text: &words.text,
+            case: &share.case,
+            version: &share.version,
+            prefix: &self.shares.guest_config().prefix,
+            sign_out_token: &token,
+        });
+        (html, set_cookie)
     }
 
     /// What a refusal page offers a guest: the cases still open, "My shares" and signing
@@ -277,6 +325,7 @@ impl ProxyHttp for GuestGateProxy {
             verdict: None,
             page: None,
             upstream_sent: None,
+            banner: None,
         }
     }
 
@@ -324,6 +373,27 @@ impl ProxyHttp for GuestGateProxy {
             // Nothing else is forwarded; refuse rather than send an undecided request.
             None => return Err(pingora::Error::new(pingora::ErrorType::InternalError)),
         }
+        if let Some(Verdict::Allow(allowed)) = &ctx.verdict {
+            if let Some(keys) = &self.assertion {
+                headers::assert_scope(
+                    upstream_request,
+                    keys,
+                    &self.assertion_header,
+                    allowed,
+                    &ctx.request_id,
+                    unix_now(),
+                )?;
+                metrics::get().assertions.inc();
+            }
+            if allowed.response.banner.is_some() {
+                let h = &upstream_request.headers;
+                let ae = headers::banner_accept_encoding(
+                    h.get("accept").map(|v| v.as_bytes()),
+                    h.get("accept-encoding").map(|v| v.as_bytes()),
+                );
+                upstream_request.insert_header("accept-encoding", ae)?;
+            }
+        }
         ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }
@@ -359,6 +429,76 @@ impl ProxyHttp for GuestGateProxy {
                 .observe(sent.elapsed().as_secs_f64());
         }
         Ok(())
+    }
+
+    /// Guest responses: the profile's response plan, then, for an HTML page, the banner.
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut pingora::http::ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(Verdict::Allow(allowed)) = &ctx.verdict else {
+            return Ok(());
+        };
+        response::apply_plan(resp, &allowed.response)?;
+        let (Some(words), Some(share)) = (&allowed.response.banner, &allowed.guest.share) else {
+            return Ok(());
+        };
+        match response::banner_fit(&session.req_header().method, resp) {
+            response::BannerFit::NotAPage => {}
+            response::BannerFit::EncodingUnsupported => {
+                metrics::get()
+                    .banner
+                    .with_label_values(&["encoding_unsupported"])
+                    .inc();
+            }
+            response::BannerFit::Page(coding) => {
+                let (html, set_cookie) = self.banner_for(session, words, share);
+                if let Some(c) = set_cookie {
+                    resp.append_header("set-cookie", c)?;
+                }
+                response::prepare_for_banner(resp, coding, session.req_header().version)?;
+                ctx.banner = Some(Injector::new(coding, html));
+            }
+        }
+        Ok(())
+    }
+
+    /// Streams an HTML page through its banner insertion.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        let Some(injector) = ctx.banner.as_mut() else {
+            return Ok(None);
+        };
+        match injector.push(body.take(), end_of_stream) {
+            Ok(out) => *body = out,
+            Err(e) => {
+                metrics::get()
+                    .banner
+                    .with_label_values(&["decode_failed"])
+                    .inc();
+                tracing::warn!(request_id = %ctx.request_id, error = %e, "banner: the app's page could not be decoded; response abandoned");
+                ctx.banner = None;
+                return Err(pingora::Error::explain(
+                    pingora::ErrorType::InternalError,
+                    "banner: undecodable page",
+                ));
+            }
+        }
+        if end_of_stream {
+            let outcome = match injector.outcome() {
+                Outcome::Inserted => "inserted",
+                Outcome::NoBody | Outcome::Pending => "no_body",
+            };
+            metrics::get().banner.with_label_values(&[outcome]).inc();
+        }
+        Ok(None)
     }
 
     /// pingora puts this in its own per-request log lines (proxy errors): the request id

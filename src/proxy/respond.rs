@@ -19,7 +19,9 @@ pub async fn write(session: &mut Session, reply: Reply) -> Result<()> {
     let mut h = ResponseHeader::build(reply.status, Some(8 + reply.headers.len()))?;
     h.insert_header("content-type", reply.content_type)?;
     h.insert_header("content-length", reply.body.len())?;
-    h.insert_header("cache-control", "no-store")?;
+    if reply.header("cache-control").is_none() {
+        h.insert_header("cache-control", "no-store")?;
+    }
     h.insert_header("x-content-type-options", "nosniff")?;
     // Guest pages carry the link token in their URL: never leak it through Referer to
     // another origin. `same-origin`, not `no-referrer`: under `no-referrer` a browser

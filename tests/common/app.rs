@@ -49,11 +49,13 @@ pub struct App {
 }
 
 impl App {
-    pub fn start(dir: &Path) -> App {
+    /// The sample app with extra arguments (`--csp`, `--compress`, ...).
+    pub fn start(dir: &Path, args: &[String]) -> App {
         let record = dir.join("app-requests.jsonl");
         let mut child = Command::new(env!("CARGO_BIN_EXE_guestgate-sample-app"))
             .args(["--listen", "127.0.0.1:0", "--record"])
             .arg(&record)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start sample app");

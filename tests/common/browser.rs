@@ -255,7 +255,13 @@ impl Chrome {
 
     /// axe-core's violations on the current page (id, impact, help, targets).
     pub fn axe(&self) -> Vec<Value> {
-        let path = repo().join("tests/browser/node_modules/axe-core/axe.min.js");
+        self.axe_on("document")
+    }
+
+    /// axe-core's violations within one part of the page (`context` is a JS expression:
+    /// `document`, or a selector string like `'.guestgate-banner'`).
+    pub fn axe_on(&self, context: &str) -> Vec<Value> {
+        let path = repo().join("tests/node/node_modules/axe-core/axe.min.js");
         let src = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
                 "{}: {e} (scripts/setup.sh installs axe-core with npm)",
@@ -271,10 +277,12 @@ impl Chrome {
                 .c()
                 .execute_async(
                     "const done = arguments[arguments.length - 1];\
-                     axe.run(document).then(r => done(r.violations.map(v => ({\
+                     axe.run(CONTEXT).then(r => done(r.violations.map(v => ({\
                        id: v.id, impact: v.impact, help: v.help,\
                        targets: v.nodes.map(n => n.target.join(' '))\
-                     }))), e => done([{id: 'axe-error', help: String(e)}]));",
+                     }))), e => done([{id: 'axe-error', help: String(e)}]));"
+                        .replace("CONTEXT", context)
+                        .as_str(),
                     vec![],
                 )
                 .await

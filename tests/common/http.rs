@@ -34,6 +34,8 @@ pub struct Resp {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body's bytes (dechunked), for binary and compressed bodies.
+    pub bytes: Vec<u8>,
 }
 
 impl Resp {
@@ -119,6 +121,7 @@ fn parse_response(buf: &[u8]) -> Option<Resp> {
         status,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        bytes: body,
     })
 }
 

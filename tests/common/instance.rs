@@ -107,6 +107,10 @@ pub struct Opts {
     pub upstream_config: String,
     /// Extra lines for the `[listen]` section.
     pub listen_config: String,
+    /// Extra arguments for the sample app.
+    pub app_args: Vec<String>,
+    /// Extra sections appended to the config (`[assertion]`, ...).
+    pub extra_config: String,
 }
 
 impl Default for Opts {
@@ -124,6 +128,8 @@ impl Default for Opts {
             upstream: None,
             upstream_config: String::new(),
             listen_config: String::new(),
+            app_args: Vec::new(),
+            extra_config: String::new(),
         }
     }
 }
@@ -213,7 +219,7 @@ impl Instance {
 
     pub fn start(opts: Opts) -> Instance {
         let dir = tempfile::tempdir().expect("tempdir");
-        let app = App::start(dir.path());
+        let app = App::start(dir.path(), &opts.app_args);
         let (port, admin_port) = (free_port(), free_port());
         let policies = opts
             .policies
@@ -238,8 +244,9 @@ impl Instance {
              [store]\n{store}\n\
              [audit]\npath = \"{audit}\"\nflush_interval = \"10ms\"\n\
              [guest]\npublic_url = \"{scheme}://127.0.0.1:{port}\"\npublic_hosts = [\"app.test\"]\n{guest}\n\
-             [mail]\n{mail}\n{tls}",
+             [mail]\n{mail}\n{tls}\n{extra}",
             mode = opts.mode,
+            extra = opts.extra_config,
             app = opts.upstream.unwrap_or(app.addr),
             upstream_config = opts.upstream_config,
             listen_config = opts.listen_config,

@@ -1,0 +1,171 @@
+//! What the app's response becomes for a guest: the profile's response plan (guestgate's
+//! `no-store` and `nosniff` defaults, the profile's own edits), and, for an HTML page, the
+//! header changes the banner needs. The body side is [`crate::banner::Injector`].
+
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, TRANSFER_ENCODING};
+use http::{Method, StatusCode, Version};
+use pingora::http::ResponseHeader;
+
+use crate::banner::decode::Coding;
+use crate::banner::is_banner_html;
+use crate::policy::ResponsePlan;
+
+/// Headers that describe the app's exact bytes; wrong once the banner is in.
+const DIGESTS: &[&str] = &["content-md5", "digest", "content-digest", "repr-digest"];
+
+/// Removes, then sets, what the profile's plan says.
+pub fn apply_plan(resp: &mut ResponseHeader, plan: &ResponsePlan) -> pingora::Result<()> {
+    for name in &plan.remove_headers {
+        resp.remove_header(name);
+    }
+    for (name, value) in &plan.set_headers {
+        resp.insert_header(name.clone(), value.clone())?;
+    }
+    Ok(())
+}
+
+/// Whether a response gets a banner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BannerFit {
+    /// Not an HTML page with a body (JSON, an image, a HEAD, a 304, a range).
+    NotAPage,
+    /// An HTML page in a coding guestgate cannot undo.
+    EncodingUnsupported,
+    /// An HTML page in this coding.
+    Page(Coding),
+}
+
+/// Looks at the request method and the response head.
+pub fn banner_fit(method: &Method, resp: &ResponseHeader) -> BannerFit {
+    let status = resp.status;
+    if *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::PARTIAL_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || resp.headers.contains_key("content-range")
+        || !is_banner_html(resp.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()))
+    {
+        return BannerFit::NotAPage;
+    }
+    match Coding::from_header(resp.headers.get(CONTENT_ENCODING).map(|v| v.as_bytes())) {
+        Some(c) => BannerFit::Page(c),
+        None => BannerFit::EncodingUnsupported,
+    }
+}
+
+/// The head of a page that gets a banner: its length is unknown now (chunked on HTTP/1.1,
+/// to the close on HTTP/1.0, frames on HTTP/2), its coding is undone, its validators and
+/// digests no longer describe these bytes.
+pub fn prepare_for_banner(
+    resp: &mut ResponseHeader,
+    coding: Coding,
+    downstream: Version,
+) -> pingora::Result<()> {
+    resp.remove_header(&CONTENT_LENGTH);
+    if coding != Coding::Identity {
+        resp.remove_header(&CONTENT_ENCODING);
+    }
+    for d in DIGESTS {
+        resp.remove_header(*d);
+    }
+    // The representation is the app's plus the banner: equivalent, not byte-identical.
+    if let Some(tag) = resp.headers.get(ETAG).cloned() {
+        if !tag.as_bytes().starts_with(b"W/") {
+            let mut weak = b"W/".to_vec();
+            weak.extend_from_slice(tag.as_bytes());
+            match http::HeaderValue::from_bytes(&weak) {
+                Ok(v) => resp.insert_header(ETAG, v)?,
+                Err(_) => {
+                    resp.remove_header(&ETAG);
+                }
+            }
+        }
+    }
+    resp.remove_header(&TRANSFER_ENCODING);
+    if downstream == Version::HTTP_11 {
+        resp.insert_header(TRANSFER_ENCODING, "chunked")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u16, headers: &[(&str, &str)]) -> ResponseHeader {
+        let mut r = ResponseHeader::build(status, None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn only_html_pages_with_a_body_fit() {
+        let html = [("content-type", "text/html; charset=utf-8")];
+        assert_eq!(
+            banner_fit(&Method::GET, &resp(200, &html)),
+            BannerFit::Page(Coding::Identity)
+        );
+        assert_eq!(
+            banner_fit(&Method::GET, &resp(404, &html)),
+            BannerFit::Page(Coding::Identity)
+        );
+        for (m, r) in [
+            (Method::HEAD, resp(200, &html)),
+            (Method::GET, resp(304, &html)),
+            (Method::GET, resp(206, &html)),
+            (Method::GET, resp(204, &html)),
+            (
+                Method::GET,
+                resp(200, &[("content-type", "application/json")]),
+            ),
+            (Method::GET, resp(200, &[])),
+        ] {
+            assert_eq!(banner_fit(&m, &r), BannerFit::NotAPage, "{m} {}", r.status);
+        }
+        let zstd = resp(200, &[html[0], ("content-encoding", "zstd")]);
+        assert_eq!(
+            banner_fit(&Method::GET, &zstd),
+            BannerFit::EncodingUnsupported
+        );
+        let br = resp(200, &[html[0], ("content-encoding", "br")]);
+        assert_eq!(
+            banner_fit(&Method::GET, &br),
+            BannerFit::Page(Coding::Brotli)
+        );
+    }
+
+    #[test]
+    fn a_bannered_head_loses_length_coding_and_strong_validators() {
+        let mut r = resp(
+            200,
+            &[
+                ("content-type", "text/html"),
+                ("content-length", "120"),
+                ("content-encoding", "gzip"),
+                ("etag", "\"v1\""),
+                ("digest", "sha-256=abc"),
+            ],
+        );
+        prepare_for_banner(&mut r, Coding::Gzip, Version::HTTP_11).unwrap();
+        let mut names: Vec<_> = r
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "content-type: text/html",
+                "etag: W/\"v1\"",
+                "transfer-encoding: chunked"
+            ]
+        );
+        let mut r = resp(200, &[("content-length", "5")]);
+        prepare_for_banner(&mut r, Coding::Identity, Version::HTTP_10).unwrap();
+        assert!(r.headers.is_empty(), "HTTP/1.0: the body runs to the close");
+    }
+}
