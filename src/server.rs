@@ -107,6 +107,19 @@ pub fn check(config: &Config) -> anyhow::Result<Checked> {
         .map(|p| format!("{} ({} rules)", p.name, p.rules.len()))
         .collect();
     let mut warnings = config.warnings();
+    // A rule under guestgate's prefix never applies: guestgate answers those paths itself.
+    let prefix = &config.guest.prefix;
+    for p in policies.profiles() {
+        for r in &p.rules {
+            let probe = format!("{prefix}/guest");
+            if r.pattern_source.starts_with(&format!("{prefix}/")) || r.regex.is_match(&probe) {
+                warnings.push(format!(
+                    "{}: rule \"{}\" matches paths under guest.prefix `{prefix}`, which guestgate answers itself: it never applies",
+                    p.file, r.name
+                ));
+            }
+        }
+    }
     warnings.extend(
         crate::policy::lint::lint(&policies)
             .into_iter()

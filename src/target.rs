@@ -129,24 +129,51 @@ impl CanonicalTarget {
         self.query.iter().filter(|(k, _)| k == key).count()
     }
 
-    /// Whether any query key is a method override: `_method` in any case, also with a
-    /// bracket suffix (`_method[]`, `_method[0]`), which qs, PHP and Rails read as `_method`.
+    /// Whether any query key is a method override: `_method` in any case and in every
+    /// spelling qs, PHP and Rails read as it (`_method[]`, `[_method]`, ` _method`,
+    /// `.method`; see [`app_key`]).
     pub fn has_method_override_key(&self) -> bool {
-        self.query.iter().any(|(k, _)| {
-            let base = match k.find('[') {
-                Some(i) if k.ends_with(']') => &k[..i],
-                _ => k.as_str(),
-            };
-            base.eq_ignore_ascii_case("_method")
-        })
+        self.query
+            .iter()
+            .any(|(k, _)| reads_as(&app_key(k).to_ascii_lowercase(), "_method"))
     }
 }
 
-/// Raw bytes a target may hold before decoding: visible ASCII except `\` and the ones
-/// checked separately (`#`, `;`). Space, controls, DEL and raw non-ASCII are refused:
-/// browsers percent-encode them, and backends disagree on what they mean raw.
+/// A query key as the common app parsers read it, so a rule's key can be compared with
+/// what the app will see: leading spaces dropped (PHP), a leading `[name]` unwrapped
+/// (qs reads `[case_id]=44` as `case_id`), and `.` or space before the first `[` read as
+/// `_` (PHP reads `case.id` and `case id` as `case_id`).
+pub fn app_key(key: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let mut k: Cow<'_, str> = Cow::Borrowed(key.trim_start_matches(' '));
+    if k.starts_with('[') {
+        if let Some(end) = k.find(']') {
+            k = Cow::Owned(format!("{}{}", &k[1..end], &k[end + 1..]));
+        }
+    }
+    let head_end = k.find('[').unwrap_or(k.len());
+    if k[..head_end].contains(['.', ' ']) {
+        let head = k[..head_end].replace(['.', ' '], "_");
+        k = Cow::Owned(format!("{head}{}", &k[head_end..]));
+    }
+    k
+}
+
+/// Whether an app reads query key `app` (already through [`app_key`]) as the key `name`
+/// or as a member of it: `name`, `name[]`, `name[0]`, `name[x]`, and the unclosed
+/// `name[`, all of which qs, PHP and Rails merge into `name`.
+pub fn reads_as(app: &str, name: &str) -> bool {
+    app == name
+        || (app.len() > name.len() && app.starts_with(name) && app.as_bytes()[name.len()] == b'[')
+}
+
+/// Raw bytes a target may hold before decoding: visible ASCII except `\`, the bytes every
+/// browser percent-encodes (`"`, `<`, `>`, `` ` ``: pingora's parser refuses them too, so
+/// `policy explain` and the proxy agree) and the ones checked separately (`#`, `;`).
+/// Space, controls, DEL and raw non-ASCII are refused: browsers percent-encode them, and
+/// backends disagree on what they mean raw.
 fn raw_byte_allowed(b: u8) -> bool {
-    (0x21..0x7f).contains(&b) && b != b'\\'
+    (0x21..0x7f).contains(&b) && !matches!(b, b'\\' | b'"' | b'<' | b'>' | b'`')
 }
 
 fn parse_path(raw: &[u8]) -> Result<String, TargetError> {
@@ -382,6 +409,11 @@ mod tests {
             (b"/api/cases/1\x7f", ForbiddenByte),
             (b"/api/cases/1\t", ForbiddenByte),
             (b"/api/cases/1 2", ForbiddenByte),
+            // what browsers always percent-encode, and pingora's own parser refuses
+            (b"/static/a<b.css", ForbiddenByte),
+            (b"/static/a`b.css", ForbiddenByte),
+            (b"/static/a.css?q=\"x\"", ForbiddenByte),
+            (b"/static/a.css?q=<x>", ForbiddenByte),
             (b"/api/cases?q=%00", BadQuery),
             (b"/api/cases?q=%0d%0a", BadQuery),
             (b"/api/cases?%0a=1", BadQuery),
@@ -524,6 +556,11 @@ mod tests {
             "/a?x=1&_Method=PATCH",
             "/a?_method[]=DELETE",
             "/a?_METHOD[0]=put",
+            // qs's leading bracket, PHP's leading space and `.` for `_`
+            "/a?[_method]=DELETE",
+            "/a?+_method=DELETE",
+            "/a?.method=DELETE",
+            "/a?_method[=DELETE",
         ] {
             let t = CanonicalTarget::parse(raw.as_bytes(), MAX).unwrap();
             assert!(t.has_method_override_key(), "{raw}");

@@ -70,6 +70,32 @@ fn the_shipped_tables_pass_policy_test_with_every_rule_covered() {
     );
 }
 
+/// `--strict` coverage counts every profile a table names: one whose cases only deny has
+/// every rule uncovered.
+#[test]
+fn strict_coverage_counts_a_profile_no_case_allows() {
+    let d = tempfile::tempdir().unwrap();
+    let only_deny = d.path().join("deny.toml");
+    std::fs::write(
+        &only_deny,
+        "[share]\nprofile = \"view-only\"\n[[case]]\nname = \"other case\"\nrequest = \"GET /api/cases/43/versions/3/documents\"\nexpect = \"deny\"\nreason = \"scope_mismatch\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_guestgate"))
+        .args(["policy", "test", "--strict", "--dir"])
+        .arg(common::repo().join("policies"))
+        .args(["--config", "/nonexistent/guestgate.toml"])
+        .arg(&only_deny)
+        .output()
+        .expect("guestgate policy test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("not covered: no case allows rule `doclist-page` of profile `view-only`"),
+        "{text}"
+    );
+}
+
 /// `policy check --strict` passes the bundled profiles and fails the leaking first draft
 /// the linter exists for (a third-party REST app's view-only policy), naming each leak.
 #[test]
@@ -250,4 +276,31 @@ fn the_live_proxy_and_policy_test_decide_every_case_alike() {
         compared += 1;
     }
     eprintln!("{compared} cases decided alike by the live proxy and policy test");
+}
+
+/// An empty or broken `--header` would end the trial's request head early and drop the
+/// session cookie after it: refused, not explained as something else.
+#[test]
+fn explain_refuses_a_header_line_that_would_cut_the_request() {
+    for bad in ["", "NoColon", "Bad Name: x", " X: y"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_guestgate"))
+            .args([
+                "policy",
+                "explain",
+                "GET",
+                "/cases/42/versions/3",
+                "--case",
+                "42",
+                "--version",
+                "3",
+            ])
+            .args(["--dir"])
+            .arg(common::repo().join("policies"))
+            .args(["--config", "/nonexistent/guestgate.toml", "--header", bad])
+            .output()
+            .expect("guestgate policy explain");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{bad:?}: {err}");
+        assert!(err.contains("--header"), "{bad:?}: {err}");
+    }
 }

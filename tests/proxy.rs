@@ -778,6 +778,24 @@ fn serve_check_reports_policy_errors_with_file_line_and_rule() {
         assert_eq!(made, ["g.toml", "policies"], "--check created files");
     }
 
+    // A rule under guestgate's own prefix never applies: said plainly.
+    std::fs::write(
+        dir.path().join("g.toml"),
+        format!(
+            "[upstream]\naddress = \"127.0.0.1:1\"\n[guest]\nprefix = \"/static\"\n[policies]\ndir = \"{}\"\n",
+            common::repo().join("policies").display()
+        ),
+    )
+    .unwrap();
+    let out = serve_check(&dir.path().join("g.toml"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "view-only.toml: rule \"static-assets\" matches paths under guest.prefix `/static`"
+        ),
+        "{text}"
+    );
+
     // A contradiction is refused before anything starts, at the key to change.
     std::fs::write(
         dir.path().join("g.toml"),

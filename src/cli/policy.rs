@@ -289,6 +289,10 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                 bail!("no profile named `{profile}`");
             }
             let share_state = state(&share_state)?;
+            for h in &headers {
+                crate::decision::trial::check_header_line(h)
+                    .map_err(|e| anyhow!("--header: {e}"))?;
+            }
             let trial = Trial {
                 method,
                 target,

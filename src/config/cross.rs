@@ -4,6 +4,7 @@
 //! but are probably a mistake become warnings that `serve --check` prints and `serve` logs.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use super::check::Check;
 use super::Config;
@@ -47,6 +48,18 @@ pub fn contradictions(c: &mut Check<'_>, cfg: &Config) {
             }
         }
     }
+    same_file(c, cfg);
+    let prefix = &cfg.guest.prefix;
+    if under(&cfg.guest.landing, prefix) {
+        c.err(
+            "guest.prefix",
+            format!(
+                "`{prefix}` holds the landing page `{}`: guests would land on guestgate's own \
+                 404 after entering their code",
+                cfg.guest.landing
+            ),
+        );
+    }
     if let StoreConfig::Redis(r) = &cfg.store {
         if r.timeout >= r.staleness_bound {
             c.err(
@@ -57,6 +70,49 @@ pub fn contradictions(c: &mut Check<'_>, cfg: &Config) {
                      merely slow",
                     human(r.timeout),
                     human(r.staleness_bound)
+                ),
+            );
+        }
+    }
+}
+
+/// Whether a path is guestgate's own, under `prefix`.
+pub fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Files guestgate writes or reads secrets from must be distinct: the audit stream
+/// appended to the session key would break the next start and ship the key to whoever
+/// reads the audit.
+fn same_file(c: &mut Check<'_>, cfg: &Config) {
+    let mut files: Vec<(String, &Path)> = vec![("session.key_file".into(), &cfg.session.key_file)];
+    for (i, p) in cfg.session.previous_key_files.iter().enumerate() {
+        files.push((format!("session.previous_key_files[{i}]"), p));
+    }
+    if cfg.assertion.audience.is_some() {
+        files.push(("assertion.key_file".into(), &cfg.assertion.key_file));
+        for (i, p) in cfg.assertion.previous_key_files.iter().enumerate() {
+            files.push((format!("assertion.previous_key_files[{i}]"), p));
+        }
+    }
+    if let StoreConfig::Embedded(p) = &cfg.store {
+        files.push(("store.path".into(), p));
+    }
+    if let Some(p) = &cfg.audit.path {
+        files.push(("audit.path".into(), p));
+    }
+    if let crate::mail::MailTransport::File(p) = &cfg.mail {
+        files.push(("mail.outbox".into(), p));
+    }
+    let norm = |p: &Path| -> PathBuf { p.components().collect() };
+    for (i, (key, path)) in files.iter().enumerate() {
+        if let Some((first, _)) = files[..i].iter().find(|(_, q)| norm(q) == norm(path)) {
+            c.err(
+                key,
+                format!(
+                    "{} is also {first}: each needs its own file",
+                    path.display()
                 ),
             );
         }

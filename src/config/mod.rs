@@ -462,6 +462,19 @@ mod tests {
             "{e:?}"
         );
         assert!(e[0].2.contains("store.staleness_bound (3s)"), "{e:?}");
+        let e = refused(&format!("{MIN}[audit]\npath = \"session.key\"\n"));
+        assert_eq!((e[0].0, e[0].1.as_str()), (Some(4), "audit.path"), "{e:?}");
+        assert!(e[0].2.contains("is also session.key_file"), "{e:?}");
+        let e = refused(&format!(
+            "{MIN}[store]\npath = \"./state/s.redb\"\n[session]\nkey_file = \"state/s.redb\"\n"
+        ));
+        assert_eq!(e[0].1, "store.path", "{e:?}");
+        let e = refused(&format!("{MIN}[guest]\nprefix = \"/cases\"\n"));
+        assert_eq!(
+            (e[0].0, e[0].1.as_str()),
+            (Some(4), "guest.prefix"),
+            "{e:?}"
+        );
         let e = refused(&format!("{MIN}[policies]\ndir = \"rules\"\n"));
         assert_eq!(
             (e[0].0, e[0].1.as_str()),

@@ -126,6 +126,14 @@ pub fn load(files: &[impl AsRef<Path>]) -> Result<Vec<Case>, Vec<SourceError>> {
                 ));
                 continue;
             }
+            if let Some(e) = c
+                .headers
+                .iter()
+                .find_map(|h| super::trial::check_header_line(h).err())
+            {
+                errors.push(at("headers", e));
+                continue;
+            }
             let pick = |own: &Option<String>, default: &Option<String>, fallback: &str| {
                 own.clone()
                     .or_else(|| default.clone())
@@ -198,7 +206,8 @@ pub fn compare(expect: &Expected, got: &Outcome) -> Vec<String> {
 /// refusal reasons some case got.
 #[derive(Debug, Default)]
 pub struct Coverage {
-    /// Profile → rules allowed at least once.
+    /// Profile → rules allowed at least once; every profile a case names is a key, so a
+    /// profile no case allows shows all its rules as missing.
     pub allowed: BTreeMap<String, BTreeSet<String>>,
     /// Reasons of refusals seen.
     pub refusals: BTreeSet<&'static str>,
@@ -207,11 +216,11 @@ pub struct Coverage {
 impl Coverage {
     /// Records an outcome.
     pub fn add(&mut self, case: &Case, got: &Outcome) {
-        if let (Some(share), Some(rule)) = (&case.trial.share, &got.rule) {
-            self.allowed
-                .entry(share.profile.clone())
-                .or_default()
-                .insert(rule.clone());
+        if let Some(share) = &case.trial.share {
+            let seen = self.allowed.entry(share.profile.clone()).or_default();
+            if let Some(rule) = &got.rule {
+                seen.insert(rule.clone());
+            }
         }
         if got.status != 0 {
             self.refusals.insert(got.reason);

@@ -72,6 +72,22 @@ pub struct Outcome {
     pub detail: Option<String>,
 }
 
+/// Checks a trial's header line: `Name: value`, a token name, no line breaks (an empty
+/// or broken line would end the request head early and silently drop what follows, the
+/// session cookie included).
+pub fn check_header_line(line: &str) -> Result<(), String> {
+    let (name, value) = line
+        .split_once(':')
+        .ok_or_else(|| format!("header `{line}` is not `Name: value`"))?;
+    if http::HeaderName::from_bytes(name.trim().as_bytes()).is_err() || name.trim() != name {
+        return Err(format!("header `{line}`: `{name}` is not a header name"));
+    }
+    if value.contains(['\r', '\n']) {
+        return Err(format!("header `{name}`: the value holds a line break"));
+    }
+    Ok(())
+}
+
 /// A gate for trials.
 pub struct TrialGate {
     gate: Gate,

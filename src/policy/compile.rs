@@ -405,6 +405,14 @@ fn compile_rule(
         }
     };
     let captures: BTreeSet<String> = regex.capture_names().flatten().map(String::from).collect();
+    if let Some(name) = repeated_capture(regex.as_str()) {
+        errors.push(at(
+            source_key,
+            format!(
+                "capture `{name}` is inside a repetition: the app sees every repetition, guestgate would compare only the last; capture it once"
+            ),
+        ));
+    }
     let scoped_var = |name: &str| -> Option<Var> {
         match name {
             "case" => Some(Var::Case),
@@ -538,6 +546,27 @@ pub fn template_to_regex(template: &str) -> Result<String, String> {
 
 /// A user regex must be visibly anchored at both ends; it is also wrapped so that a
 /// top-level alternation (`^/a$|/b`) cannot escape the anchors.
+/// The name of a capture that can match more than once (inside `*`, `+` or `{n,m}` with
+/// m > 1), if any: `(?:/cases/(?P<case>[0-9]+))+` lets `/cases/44/cases/42` through with
+/// `case` = 42.
+fn repeated_capture(pattern: &str) -> Option<String> {
+    use regex_syntax::hir::{Hir, HirKind};
+    fn walk(h: &Hir, repeated: bool) -> Option<String> {
+        match h.kind() {
+            HirKind::Capture(c) => match (&c.name, repeated) {
+                (Some(name), true) => Some(name.to_string()),
+                _ => walk(&c.sub, repeated),
+            },
+            HirKind::Repetition(r) => walk(&r.sub, repeated || r.max != Some(1)),
+            HirKind::Concat(hs) | HirKind::Alternation(hs) => {
+                hs.iter().find_map(|h| walk(h, repeated))
+            }
+            _ => None,
+        }
+    }
+    walk(&regex_syntax::parse(pattern).ok()?, false)
+}
+
 fn user_regex(r: &str) -> Result<String, String> {
     if !r.starts_with('^') || !r.ends_with('$') || r.ends_with("\\$") {
         return Err("a rule regex must be anchored: start with `^` and end with `$`".into());
@@ -576,6 +605,19 @@ mod tests {
             "/{}",
         ] {
             assert!(template_to_regex(t).is_err(), "{t}");
+        }
+    }
+
+    #[test]
+    fn captures_inside_repetitions_are_found() {
+        for (re, want) in [
+            ("^(?:/cases/(?P<case>[0-9]+))+/x$", Some("case")),
+            ("^/a(?:/(?P<doc>[a-z]+)){1,3}$", Some("doc")),
+            ("^/a(?:/(?P<v>[a-z]+))*$", Some("v")),
+            ("^/a(?:/(?P<case>[0-9]+))?$", None),
+            ("^/cases/(?P<case>[0-9]+)/(?P<f>.+)$", None),
+        ] {
+            assert_eq!(repeated_capture(re).as_deref(), want, "{re}");
         }
     }
 

@@ -7,7 +7,7 @@
 use std::fmt;
 
 use super::compile::{Bindings, Profile, Rule, Var};
-use crate::target::CanonicalTarget;
+use crate::target::{app_key, reads_as, CanonicalTarget};
 
 /// The case and version a share is bound to.
 #[derive(Debug, Clone, Copy)]
@@ -127,9 +127,8 @@ impl fmt::Display for Why<'_> {
             }
             Why::QueryRepeated(first, again) => write!(
                 f,
-                "query key `{}` appears more than once (as `{first}` and `{again}`: \
-                 apps read a bracketed key as another value of the same key)",
-                base_key(first, true)
+                "query keys `{first}` and `{again}` are one key to the app \
+                 (qs, PHP and Rails read both as the same key)"
             ),
             Why::QueryRequirement { key, want, got } => match got {
                 Some(g) => write!(f, "query key `{key}` must be {want}, is {g}"),
@@ -168,15 +167,13 @@ impl Bindings for CaptureBindings<'_, '_> {
     }
 }
 
-/// A query key as apps' parsers read it: with `bracket_keys`, `k[]`, `k[0]` and `k[a][b]`
-/// are all `k`.
-pub fn base_key(key: &str, bracket_keys: bool) -> &str {
-    if !bracket_keys || !key.ends_with(']') {
-        return key;
-    }
-    match key.find('[') {
-        Some(0) | None => key,
-        Some(i) => &key[..i],
+/// Whether query key `query_key` is, to the app, the rule's key `name` (or a member of
+/// it). With `bracket_keys` off, only the exact spelling is.
+pub fn key_is(query_key: &str, name: &str, bracket_keys: bool) -> bool {
+    if bracket_keys {
+        reads_as(&app_key(query_key), name)
+    } else {
+        query_key == name
     }
 }
 
@@ -278,7 +275,7 @@ fn check_query<'a>(
         let mut values = target
             .query
             .iter()
-            .filter(|(k, _)| base_key(k, bracket_keys) == key);
+            .filter(|(k, _)| key_is(k, key, bracket_keys));
         (values.next(), values.next())
     };
     let repeated = |first: &'a str, second: &'a str| {
@@ -320,8 +317,8 @@ fn check_query<'a>(
     }
     if !q.allow_other {
         let named = |k: &str| {
-            let k = base_key(k, bracket_keys);
-            q.allow.iter().any(|a| a == k) || q.require.iter().any(|(r, _)| r == k)
+            q.allow.iter().any(|a| key_is(k, a, bracket_keys))
+                || q.require.iter().any(|(r, _)| key_is(k, r, bracket_keys))
         };
         if let Some((k, _)) = target.query.iter().find(|(k, _)| !named(k)) {
             return Err((DenyReason::QueryKey, Why::QueryKey(k)));

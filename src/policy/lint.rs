@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::{PolicySet, Profile};
+use super::{PolicySet, Profile, Var};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -101,6 +101,33 @@ pub fn lint_profile(p: &Profile) -> Vec<Lint> {
                 "`allow_other` next to `require`: keys the rule does not name pass, and an app's parser may read them as more values of a required key, or stop before it; name the keys in `query.allow` instead".into(),
             ));
         }
+        for name in rule.regex.capture_names().flatten() {
+            let lower = name.to_ascii_lowercase();
+            if name != "case"
+                && name != "version"
+                && (lower.contains("case") || lower.contains("version"))
+            {
+                out.push(finding(
+                    Level::Warning,
+                    "scope-like-capture",
+                    format!("the path captures `{{{name}}}`, which is compared with nothing: whatever the guest puts there reaches the app; name it `{{case}}` or `{{version}}` so it must equal the share's"),
+                ));
+            }
+        }
+        if let Some(rewrite) = &rule.rewrite {
+            for (bound, var, part) in [
+                (rule.bound_to_case(), Var::Case, "case"),
+                (rule.bound_to_version(), Var::Version, "version"),
+            ] {
+                if bound && !rewrite.names(&var) {
+                    out.push(finding(
+                        Level::Warning,
+                        "rewrite-drops-scope",
+                        format!("the rule is bound to the share's {part}, but the rewrite sends the app a path without `{{{part}}}`: what the app reads there comes from another capture or from nowhere; put `{{{part}}}` in the rewrite"),
+                    ));
+                }
+            }
+        }
         if !p.bracket_keys && !rule.query.require.is_empty() {
             out.push(finding(
                 Level::Warning,
@@ -171,6 +198,20 @@ mod tests {
             (
                 format!("{}[query]\nbracket_keys = false\n", rule("s", "path = \"/s\"\nquery.require = { c = \"{case}\", v = \"{version}\" }")),
                 vec![(Warning, "bracket-keys-off")],
+            ),
+            // a scope-looking capture compared with nothing: the path's case went unchecked
+            (
+                rule("docs", "path = \"/api/cases/{case_id}/versions/{version_id}/documents\"\nquery.require = { case_id = \"{case}\", version_id = \"{version}\" }"),
+                vec![(Warning, "scope-like-capture"), (Warning, "scope-like-capture")],
+            ),
+            // a rewrite that drops the scope, or puts another capture where the case goes
+            (
+                rule("legacy", "regex = '^/legacy/(?P<case>[0-9]+)/(?P<version>[0-9]+)/(?P<doc>[0-9]+)$'\nrewrite = \"/api/documents/{doc}\""),
+                vec![(Warning, "rewrite-drops-scope"), (Warning, "rewrite-drops-scope")],
+            ),
+            (
+                rule("old", "regex = '^/old/(?P<case>[0-9]+)/(?P<version>[0-9]+)/(?P<other>[0-9]+)$'\nrewrite = \"/api/cases/{other}/versions/{version}\""),
+                vec![(Warning, "rewrite-drops-scope")],
             ),
             // the safe versions: nothing to say
             (rule("docs", "path = \"/cases/{case}/versions/{version}/documents\""), vec![]),

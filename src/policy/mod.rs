@@ -16,7 +16,7 @@ use http::HeaderName;
 pub use compile::{
     template_to_regex, Bindings, Profile, QueryRule, Rule, Template, Var, DEFAULT_MAX_QUERY_KEYS,
 };
-pub use eval::{base_key, Allowed, DenyReason, Evaluation, Missed, Scope, Why};
+pub use eval::{key_is, Allowed, DenyReason, Evaluation, Missed, Scope, Why};
 pub use response::{BannerWords, ResponsePlan, DEFAULT_RESPONSE_HEADERS};
 
 use crate::toml_source::{Source, SourceError, SourceErrors};
@@ -279,8 +279,8 @@ set_headers = { "X-Guest-Email" = "{guest.email}", "X-Guest-Share" = "{share.id}
         );
         assert_eq!(
             why("GET", "/api/search?case_id=42&case_id[]=44"),
-            "rule `search`: query key `case_id` appears more than once (as `case_id` and \
-             `case_id[]`: apps read a bracketed key as another value of the same key)"
+            "rule `search`: query keys `case_id` and `case_id[]` are one key to the app \
+             (qs, PHP and Rails read both as the same key)"
         );
     }
 
@@ -296,6 +296,14 @@ set_headers = { "X-Guest-Email" = "{guest.email}", "X-Guest-Share" = "{share.id}
             ("/api/search?case_id=42&case_id[0]=44", QueryRepeated),
             ("/api/search?case_id[x]=44&case_id=42", QueryRepeated),
             ("/api/search?case_id=42&q=a&q[]=b", QueryRepeated),
+            // qs unwraps a leading bracket; PHP drops leading spaces (`+`) and reads `.`
+            // and spaces before the first bracket as `_`; an unclosed bracket still merges.
+            ("/api/search?case_id=42&[case_id]=44", QueryRepeated),
+            ("/api/search?case_id=42&+case_id=44", QueryRepeated),
+            ("/api/search?case_id=42&case.id=44", QueryRepeated),
+            ("/api/search?case_id=42&case%20id=44", QueryRepeated),
+            ("/api/search?case_id=42&case_id[=44", QueryRepeated),
+            ("/api/search?case.id=42", QueryRequirement),
             ("/api/search?case_id=42&z[]=1", QueryKey),
         ] {
             assert_eq!(
@@ -305,9 +313,23 @@ set_headers = { "X-Guest-Email" = "{guest.email}", "X-Guest-Share" = "{share.id}
             );
         }
         assert!(eval(&set, "GET", "/api/search?case_id=42&q=[x]", "42", "3").is_ok());
-        assert_eq!(base_key("a[b][c]", true), "a");
-        assert_eq!(base_key("a[b]", false), "a[b]");
-        assert_eq!(base_key("[b]", true), "[b]");
+        // JSON:API-style keys can be named: the exact spelling satisfies a requirement,
+        // a member of it is another value.
+        let d = dir_with(&[(
+            "view.toml",
+            "name = \"view\"\n[[rule]]\nname = \"f\"\nmethods = [\"GET\"]\npath = \"/docs\"\nquery.require = { \"filter[case]\" = \"{case}\", \"filter[version]\" = \"{version}\" }\n",
+        )]);
+        let json_api = PolicySet::load_dir(d.path()).unwrap();
+        let t = "/docs?filter[case]=42&filter[version]=3";
+        assert!(eval(&json_api, "GET", t, "42", "3").is_ok(), "{t}");
+        let t = "/docs?filter[case]=42&filter[version]=3&filter[case][]=44";
+        assert_eq!(
+            eval(&json_api, "GET", t, "42", "3").unwrap_err().0,
+            QueryRepeated
+        );
+        assert!(key_is("a[b][c]", "a", true) && !key_is("a[b]", "a", false));
+        assert!(key_is("a[b]", "a[b]", true) && key_is("a[b][]", "a[b]", true));
+        assert!(!key_is("ab", "a", true) && !key_is("a_b", "a.b", true));
         // More keys than the profile allows: refused before any rule.
         let padded = format!(
             "/api/search?case_id=42{}",
