@@ -43,14 +43,16 @@ pub const METHOD_OVERRIDE: &[&str] = &[
 ];
 
 /// Whether a header name, as sent, is `canonical` (lower-case, `-`-separated) when read
-/// case-insensitively with `_` as `-`: the way CGI-style backends (`HTTP_X_GUEST_EMAIL`)
-/// see it. Every check on a header name that matters for security goes through this.
+/// case-insensitively with any other character than a letter or a digit as `-`: the way
+/// CGI-style backends see it (`X_Guest_Email` and, under lighttpd, `X.Guest~Email` both
+/// become `HTTP_X_GUEST_EMAIL`). Every check on a header name that matters for security
+/// goes through this.
 pub fn same_header(name: &[u8], canonical: &str) -> bool {
     name.len() == canonical.len()
         && name
             .iter()
             .zip(canonical.bytes())
-            .all(|(&a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
+            .all(|(&a, b)| a.to_ascii_lowercase() == b || (!a.is_ascii_alphanumeric() && b == b'-'))
 }
 
 /// Request headers whose value guestgate writes itself; besides the hop-by-hop ones.
@@ -98,12 +100,22 @@ pub struct OwnedHeaders {
 }
 
 impl OwnedHeaders {
-    /// `names` lower-case with `-` (profile header names cannot hold `_`); `cookie` is the
-    /// cookie name without prefix.
+    /// `names` in any spelling (kept lower-case, every other character than a letter or a
+    /// digit as `-`); `cookie` is the cookie name without prefix.
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>, cookie: &str) -> Self {
         let mut names: Vec<String> = names
             .into_iter()
-            .map(|h| h.to_ascii_lowercase().replace('_', "-"))
+            .map(|h| {
+                h.chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() {
+                            c.to_ascii_lowercase()
+                        } else {
+                            '-'
+                        }
+                    })
+                    .collect()
+            })
             .collect();
         names.sort();
         names.dedup();
@@ -131,6 +143,9 @@ mod tests {
     #[test]
     fn names_fold_case_and_underscores() {
         assert!(same_header(b"X_Guest-EMAIL", "x-guest-email"));
+        assert!(same_header(b"X.Guest~Email", "x-guest-email"));
+        assert!(!same_header(b"X-Guest-Emai1", "x-guest-email"));
+        assert!(OwnedHeaders::new(["X.Custom_ID"], "gg").owns(b"x-custom-id"));
         assert!(!same_header(b"x-guest-emails", "x-guest-email"));
         let owned = OwnedHeaders::new(["X-Guest-Email"], "gg");
         assert!(owned.owns(b"x_guest_email") && !owned.owns(b"x-guest"));

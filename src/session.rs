@@ -332,7 +332,7 @@ fn unprefixed(name: &str) -> &str {
 
 /// Whether a cookie name is one of guestgate's: the session cookie `base` or its form
 /// cookie, in any spelling.
-fn is_guestgate_cookie(name: &str, base: &str) -> bool {
+pub fn is_guestgate_cookie(name: &str, base: &str) -> bool {
     let name = unprefixed(name);
     name.eq_ignore_ascii_case(base)
         || name.len() == base.len() + FORM_COOKIE_SUFFIX.len()

@@ -142,6 +142,7 @@ fn an_app_verifies_the_assertion_with_jose_and_it_fits_only_its_request() {
         &[
             &format!("{HEADER}: forged"),
             "X_Guestgate_Assertion: forged",
+            "X.Guestgate~Assertion: forged",
         ],
     );
     assert_eq!(r.status, 200);

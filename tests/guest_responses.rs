@@ -251,6 +251,11 @@ fn the_banner_follows_the_body_tag_of_guest_pages_and_nothing_else_changes() {
     }
     let head = g.send("HEAD", PAGE, Some(&c), &[HTML]);
     assert_eq!((head.status, head.bytes.len()), (200, 0));
+    assert_eq!(
+        head.header("content-length"),
+        None,
+        "HEAD says what GET would: no length"
+    );
 
     // The app's own users never see it.
     let staff = g.send("GET", PAGE, None, &[HTML]);
@@ -262,6 +267,7 @@ fn the_banner_follows_the_body_tag_of_guest_pages_and_nothing_else_changes() {
     ));
     assert_eq!(r.status, 200);
     assert_eq!(r.header("transfer-encoding"), None);
+    assert_eq!(r.header("connection"), Some("close"));
     assert!(
         banner_of(&r.body).is_some() && r.body.ends_with("</html>\n"),
         "{}",
@@ -461,4 +467,50 @@ fn a_50_mb_page_streams_through_in_bounded_memory() {
         "a 50 MB page raised guestgate's peak memory by {} KiB",
         after - before
     );
+}
+
+/// An app (or anything that can make it emit a cookie) cannot set guestgate's cookies in a
+/// guest's browser: sign them out, plant a session, or fix the form cookie.
+#[test]
+fn the_apps_set_cookie_for_guestgates_cookies_never_reaches_the_browser() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let app = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 8192];
+            let _ = s.read(&mut buf);
+            let body = "<!doctype html><html><head></head><body><header>x</header></body></html>";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\n\
+                 set-cookie: guestgate_session=planted; Path=/\r\n\
+                 set-cookie: __Host-GuestGate_Session=x; Path=/; Secure\r\n\
+                 set-cookie: guestgate_session_form=fixed; Path=/\r\n\
+                 set-cookie: app_pref=compact; Path=/\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let g = Instance::start(Opts {
+        upstream: Some(app),
+        ..Opts::default()
+    });
+    for cookie in [Some(guest(&g)), None] {
+        let r = g.send("GET", PAGE, cookie.as_deref(), &[HTML]);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let set: Vec<&str> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert!(set.contains(&"app_pref=compact; Path=/"), "{set:?}");
+        assert!(
+            !set.iter()
+                .any(|c| c.contains("planted") || c.contains("=fixed") || c.starts_with("__Host-")),
+            "guest {}: {set:?}",
+            cookie.is_some()
+        );
+    }
 }

@@ -1,8 +1,8 @@
 //! Content codings guestgate can undo, for HTML the app compressed even though guestgate
 //! asked for `identity`: gzip, deflate (zlib-wrapped, or raw as some servers send it) and
-//! brotli, decoded incrementally. Input is fed in small slices and the output of one
-//! chunk is capped, so a compressed bomb costs a bounded amount of memory before the
-//! response is abandoned.
+//! brotli, decoded incrementally. The decoders write into a sink that refuses to grow
+//! past a cap per chunk, so a compressed bomb (brotli reaches a million to one) costs a
+//! bounded amount of memory before the response is abandoned.
 
 use std::io::Write;
 
@@ -48,44 +48,101 @@ pub enum DecodeError {
     Expansion,
 }
 
-/// Input is fed in slices this big; with deflate's 1032:1 ceiling one slice yields ~4 MiB
-/// at most, so the cap below is checked before memory runs away.
-const SLICE: usize = 4096;
+/// The brotli decoder's window onto its sink.
+const BROTLI_BUFFER: usize = 4096;
 /// Most output one input chunk may produce (32 MiB): far above real HTML's ratios.
 pub const MAX_CHUNK_OUTPUT: usize = 32 << 20;
 
+/// Where decoded bytes go: a buffer that refuses, rather than grows, past its cap.
+struct Capped {
+    buf: Vec<u8>,
+    cap: usize,
+    over: bool,
+}
+
+impl Capped {
+    fn new(cap: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            cap,
+            over: false,
+        }
+    }
+}
+
+impl Write for Capped {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > self.cap {
+            self.over = true;
+            return Err(std::io::Error::other("decoded chunk past the cap"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 enum Inner {
-    Gzip(flate2::write::GzDecoder<Vec<u8>>),
-    Zlib(flate2::write::ZlibDecoder<Vec<u8>>),
-    RawDeflate(flate2::write::DeflateDecoder<Vec<u8>>),
+    Gzip(flate2::write::GzDecoder<Capped>),
+    Zlib(flate2::write::ZlibDecoder<Capped>),
+    RawDeflate(flate2::write::DeflateDecoder<Capped>),
     /// `deflate` before its first two bytes say whether it is zlib-wrapped.
     DeflateUnknown(Vec<u8>),
-    Brotli(Box<brotli::DecompressorWriter<Vec<u8>>>),
+    Brotli(Box<brotli::DecompressorWriter<Capped>>),
 }
 
 /// An incremental decoder.
 pub struct Decoder {
     inner: Inner,
     coding: Coding,
+    cap: usize,
 }
 
 impl Decoder {
     /// A decoder for a coding other than identity.
     pub fn new(coding: Coding) -> Option<Decoder> {
+        Self::with_cap(coding, MAX_CHUNK_OUTPUT)
+    }
+
+    /// A decoder whose chunks may expand to `cap` bytes at most.
+    pub fn with_cap(coding: Coding, cap: usize) -> Option<Decoder> {
         let inner = match coding {
             Coding::Identity => return None,
-            Coding::Gzip => Inner::Gzip(flate2::write::GzDecoder::new(Vec::new())),
+            Coding::Gzip => Inner::Gzip(flate2::write::GzDecoder::new(Capped::new(cap))),
             Coding::Deflate => Inner::DeflateUnknown(Vec::new()),
-            Coding::Brotli => {
-                Inner::Brotli(Box::new(brotli::DecompressorWriter::new(Vec::new(), SLICE)))
-            }
+            Coding::Brotli => Inner::Brotli(Box::new(brotli::DecompressorWriter::new(
+                Capped::new(cap),
+                BROTLI_BUFFER,
+            ))),
         };
-        Some(Decoder { inner, coding })
+        Some(Decoder { inner, coding, cap })
+    }
+
+    fn sink(&mut self) -> Option<&mut Capped> {
+        Some(match &mut self.inner {
+            Inner::Gzip(d) => d.get_mut(),
+            Inner::Zlib(d) => d.get_mut(),
+            Inner::RawDeflate(d) => d.get_mut(),
+            Inner::Brotli(d) => d.get_mut(),
+            Inner::DeflateUnknown(_) => return None,
+        })
+    }
+
+    /// Why a write failed: the sink refused (a bomb), or the bytes are not the coding.
+    fn failed(&mut self) -> DecodeError {
+        let coding = self.coding;
+        if self.sink().is_some_and(|s| s.over) {
+            DecodeError::Expansion
+        } else {
+            DecodeError::Corrupt(coding)
+        }
     }
 
     /// Decodes the next chunk; at `end`, whatever the decoder still holds.
     pub fn push(&mut self, input: &[u8], end: bool) -> Result<Vec<u8>, DecodeError> {
-        let corrupt = DecodeError::Corrupt(self.coding);
         if let Inner::DeflateUnknown(head) = &mut self.inner {
             head.extend_from_slice(input);
             if head.len() < 2 && !end {
@@ -96,34 +153,28 @@ impl Decoder {
             let zlib = held.len() >= 2
                 && held[0] & 0x0f == 8
                 && (u16::from(held[0]) << 8 | u16::from(held[1])) % 31 == 0;
+            let sink = Capped::new(self.cap);
             self.inner = if zlib {
-                Inner::Zlib(flate2::write::ZlibDecoder::new(Vec::new()))
+                Inner::Zlib(flate2::write::ZlibDecoder::new(sink))
             } else {
-                Inner::RawDeflate(flate2::write::DeflateDecoder::new(Vec::new()))
+                Inner::RawDeflate(flate2::write::DeflateDecoder::new(sink))
             };
             return self.push(&held, end);
         }
-        let mut out = Vec::new();
-        for slice in input.chunks(SLICE) {
-            let mut rest = slice;
-            while !rest.is_empty() {
-                let n = match &mut self.inner {
-                    Inner::Gzip(d) => d.write(rest),
-                    Inner::Zlib(d) => d.write(rest),
-                    Inner::RawDeflate(d) => d.write(rest),
-                    Inner::Brotli(d) => d.write(rest),
-                    Inner::DeflateUnknown(_) => Ok(0),
-                }
-                .map_err(|_| DecodeError::Corrupt(self.coding))?;
-                if n == 0 {
-                    // The stream ended; what follows is trailing bytes, dropped.
-                    break;
-                }
-                rest = &rest[n..];
-            }
-            self.drain(&mut out);
-            if out.len() > MAX_CHUNK_OUTPUT {
-                return Err(DecodeError::Expansion);
+        let mut rest = input;
+        while !rest.is_empty() {
+            let written = match &mut self.inner {
+                Inner::Gzip(d) => d.write(rest),
+                Inner::Zlib(d) => d.write(rest),
+                Inner::RawDeflate(d) => d.write(rest),
+                Inner::Brotli(d) => d.write(rest),
+                Inner::DeflateUnknown(_) => Ok(0),
+            };
+            match written {
+                // The stream ended; what follows is trailing bytes, dropped.
+                Ok(0) => break,
+                Ok(n) => rest = &rest[n..],
+                Err(_) => return Err(self.failed()),
             }
         }
         if end {
@@ -134,25 +185,14 @@ impl Decoder {
                 Inner::Brotli(d) => d.flush(),
                 Inner::DeflateUnknown(_) => Ok(()),
             };
-            finished.map_err(|_| corrupt)?;
-            self.drain(&mut out);
+            if finished.is_err() {
+                return Err(self.failed());
+            }
         }
-        Ok(out)
-    }
-
-    fn drain(&mut self, out: &mut Vec<u8>) {
-        let produced = match &mut self.inner {
-            Inner::Gzip(d) => d.get_mut(),
-            Inner::Zlib(d) => d.get_mut(),
-            Inner::RawDeflate(d) => d.get_mut(),
-            Inner::Brotli(d) => d.get_mut(),
-            Inner::DeflateUnknown(_) => return,
-        };
-        if out.is_empty() {
-            std::mem::swap(out, produced);
-        } else {
-            out.append(produced);
-        }
+        Ok(self
+            .sink()
+            .map(|s| std::mem::take(&mut s.buf))
+            .unwrap_or_default())
     }
 }
 
@@ -220,12 +260,24 @@ mod tests {
     }
 
     #[test]
-    fn a_bomb_is_abandoned_and_garbage_is_refused() {
-        let zeros = vec![0u8; 64 << 20];
-        let bomb = encode(Coding::Gzip, &zeros);
-        assert!(bomb.len() < 1 << 20);
-        let mut d = Decoder::new(Coding::Gzip).unwrap();
-        assert!(matches!(d.push(&bomb, true), Err(DecodeError::Expansion)));
+    fn a_bomb_is_abandoned_before_it_grows_past_the_cap_and_garbage_is_refused() {
+        const CAP: usize = 1 << 20;
+        let bytes = vec![b'A'; 8 << 20];
+        for coding in [Coding::Gzip, Coding::Deflate, Coding::Brotli] {
+            let bomb = encode(coding, &bytes);
+            assert!(bomb.len() < 128 << 10, "{coding:?}: {}", bomb.len());
+            let mut d = Decoder::with_cap(coding, CAP).unwrap();
+            assert!(
+                matches!(d.push(&bomb, true), Err(DecodeError::Expansion)),
+                "{coding:?}"
+            );
+            let held = d.sink().map_or(0, |s| s.buf.len());
+            assert!(held <= CAP, "{coding:?}: {held} bytes held");
+            // exactly the cap still decodes
+            let mut d = Decoder::with_cap(coding, CAP).unwrap();
+            let out = d.push(&encode(coding, &bytes[..CAP]), true).unwrap();
+            assert_eq!(out.len(), CAP, "{coding:?}");
+        }
         let mut d = Decoder::new(Coding::Brotli).unwrap();
         assert!(d.push(b"this is not brotli at all", true).is_err());
         assert_eq!(Coding::from_header(Some(b"zstd")), None);

@@ -104,10 +104,23 @@ pub fn is_banner_html(content_type: Option<&[u8]>) -> bool {
             return true;
         }
         let v = v.trim().trim_matches('"').to_ascii_lowercase();
-        !(v.starts_with("utf-16")
-            || v.starts_with("utf-32")
-            || v.starts_with("ucs-")
-            || v == "utf-7")
+        // Every WHATWG label of an encoding where ASCII bytes are not ASCII (UTF-16 and its
+        // aliases, the ISO-2022 family and the `replacement` encoding's labels).
+        const NOT_ASCII: &[&str] = &[
+            "utf-16",
+            "utf-32",
+            "ucs-",
+            "unicode",
+            "csunicode",
+            "iso-10646-ucs",
+            "utf-7",
+            "iso-2022",
+            "csiso2022",
+            "hz-gb-2312",
+            "replacement",
+        ];
+        // (`unicode-1-1-utf-8` and friends are UTF-8.)
+        v.contains("utf-8") || v.contains("utf8") || !NOT_ASCII.iter().any(|p| v.starts_with(p))
     })
 }
 
@@ -221,6 +234,13 @@ mod tests {
             ("text/html; charset=utf-8", true),
             ("TEXT/HTML;Charset=\"ISO-8859-1\"", true),
             ("text/html; charset=utf-16le", false),
+            ("text/html; charset=unicode", false),
+            ("text/html; charset=csUnicode", false),
+            ("text/html; charset=iso-10646-ucs-2", false),
+            ("text/html; charset=unicodeFFFE", false),
+            ("text/html; charset=iso-2022-jp", false),
+            ("text/html; charset=shift_jis", true),
+            ("text/html; charset=unicode-1-1-utf-8", true),
             ("application/json", false),
             ("text/html-sandboxed", false),
             ("application/xhtml+xml", false),

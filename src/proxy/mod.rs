@@ -438,6 +438,7 @@ impl ProxyHttp for GuestGateProxy {
         resp: &mut pingora::http::ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        response::strip_owned_cookies(resp, &self.session_cfg.cookie_name)?;
         let Some(Verdict::Allow(allowed)) = &ctx.verdict else {
             return Ok(());
         };
@@ -453,7 +454,13 @@ impl ProxyHttp for GuestGateProxy {
                     .with_label_values(&["encoding_unsupported"])
                     .inc();
             }
+            response::BannerFit::HeadOfPage(coding) => {
+                response::prepare_for_banner(resp, coding, session.req_header().version)?;
+            }
             response::BannerFit::Page(coding) => {
+                if session.req_header().version < http::Version::HTTP_11 {
+                    session.set_keepalive(None);
+                }
                 let (html, set_cookie) = self.banner_for(session, words, share);
                 if let Some(c) = set_cookie {
                     resp.append_header("set-cookie", c)?;

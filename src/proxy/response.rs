@@ -2,16 +2,39 @@
 //! `no-store` and `nosniff` defaults, the profile's own edits), and, for an HTML page, the
 //! header changes the banner needs. The body side is [`crate::banner::Injector`].
 
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, TRANSFER_ENCODING};
+use http::header::{
+    CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, SET_COOKIE, TRAILER,
+    TRANSFER_ENCODING,
+};
 use http::{Method, StatusCode, Version};
 use pingora::http::ResponseHeader;
 
 use crate::banner::decode::Coding;
 use crate::banner::is_banner_html;
 use crate::policy::ResponsePlan;
+use crate::session::is_guestgate_cookie;
 
 /// Headers that describe the app's exact bytes; wrong once the banner is in.
 const DIGESTS: &[&str] = &["content-md5", "digest", "content-digest", "repr-digest"];
+
+/// Drops every `Set-Cookie` of the app's that names one of guestgate's cookies (any
+/// spelling): the app cannot sign a browser out of guestgate, plant a session, or fix the
+/// form cookie. The mirror of the request side, where those cookies never reach the app.
+pub fn strip_owned_cookies(resp: &mut ResponseHeader, cookie_base: &str) -> pingora::Result<()> {
+    let all: Vec<http::HeaderValue> = resp.headers.get_all(SET_COOKIE).iter().cloned().collect();
+    let owned = |v: &http::HeaderValue| {
+        let name = v.as_bytes().split(|&b| b == b'=').next().unwrap_or(b"");
+        std::str::from_utf8(name).map_or(true, |n| is_guestgate_cookie(n, cookie_base))
+    };
+    if !all.iter().any(owned) {
+        return Ok(());
+    }
+    resp.remove_header(&SET_COOKIE);
+    for v in all.into_iter().filter(|v| !owned(v)) {
+        resp.append_header(SET_COOKIE, v)?;
+    }
+    Ok(())
+}
 
 /// Removes, then sets, what the profile's plan says.
 pub fn apply_plan(resp: &mut ResponseHeader, plan: &ResponsePlan) -> pingora::Result<()> {
@@ -27,8 +50,10 @@ pub fn apply_plan(resp: &mut ResponseHeader, plan: &ResponsePlan) -> pingora::Re
 /// Whether a response gets a banner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BannerFit {
-    /// Not an HTML page with a body (JSON, an image, a HEAD, a 304, a range).
+    /// Not an HTML page with a body (JSON, an image, a 304, a range).
     NotAPage,
+    /// The head of a page, answering HEAD: its headers must say what GET would.
+    HeadOfPage(Coding),
     /// An HTML page in a coding guestgate cannot undo.
     EncodingUnsupported,
     /// An HTML page in this coding.
@@ -38,7 +63,9 @@ pub enum BannerFit {
 /// Looks at the request method and the response head.
 pub fn banner_fit(method: &Method, resp: &ResponseHeader) -> BannerFit {
     let status = resp.status;
-    if *method == Method::HEAD
+    // Two content types: browsers take the last, guestgate would read the first.
+    let types = resp.headers.get_all(CONTENT_TYPE).iter().count();
+    if types != 1
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::PARTIAL_CONTENT
@@ -49,6 +76,7 @@ pub fn banner_fit(method: &Method, resp: &ResponseHeader) -> BannerFit {
         return BannerFit::NotAPage;
     }
     match Coding::from_header(resp.headers.get(CONTENT_ENCODING).map(|v| v.as_bytes())) {
+        Some(c) if *method == Method::HEAD => BannerFit::HeadOfPage(c),
         Some(c) => BannerFit::Page(c),
         None => BannerFit::EncodingUnsupported,
     }
@@ -82,9 +110,14 @@ pub fn prepare_for_banner(
             }
         }
     }
+    // Trailers would be dropped on the way; do not announce them.
+    resp.remove_header(&TRAILER);
     resp.remove_header(&TRANSFER_ENCODING);
-    if downstream == Version::HTTP_11 {
-        resp.insert_header(TRANSFER_ENCODING, "chunked")?;
+    match downstream {
+        Version::HTTP_11 => resp.insert_header(TRANSFER_ENCODING, "chunked")?,
+        // No length and no chunks: the close ends the page, and the head says so.
+        Version::HTTP_10 | Version::HTTP_09 => resp.insert_header(CONNECTION, "close")?,
+        _ => {}
     }
     Ok(())
 }
@@ -112,8 +145,15 @@ mod tests {
             banner_fit(&Method::GET, &resp(404, &html)),
             BannerFit::Page(Coding::Identity)
         );
+        assert_eq!(
+            banner_fit(&Method::HEAD, &resp(200, &html)),
+            BannerFit::HeadOfPage(Coding::Identity)
+        );
         for (m, r) in [
-            (Method::HEAD, resp(200, &html)),
+            (
+                Method::GET,
+                resp(200, &[html[0], ("content-type", "text/plain")]),
+            ),
             (Method::GET, resp(304, &html)),
             (Method::GET, resp(206, &html)),
             (Method::GET, resp(204, &html)),
@@ -164,8 +204,39 @@ mod tests {
                 "transfer-encoding: chunked"
             ]
         );
-        let mut r = resp(200, &[("content-length", "5")]);
+        let mut r = resp(200, &[("content-length", "5"), ("trailer", "x-sum")]);
         prepare_for_banner(&mut r, Coding::Identity, Version::HTTP_10).unwrap();
-        assert!(r.headers.is_empty(), "HTTP/1.0: the body runs to the close");
+        let names: Vec<_> = r
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            names,
+            ["connection: close"],
+            "HTTP/1.0: the body runs to the close"
+        );
+    }
+
+    #[test]
+    fn the_apps_set_cookie_for_guestgates_cookies_is_dropped() {
+        let mut r = resp(
+            200,
+            &[
+                ("set-cookie", "guestgate_session=attacker; Path=/"),
+                ("set-cookie", "app_pref=compact; Path=/"),
+                ("set-cookie", "__Host-GuestGate_Session=x"),
+                ("set-cookie", "guestgate_session_form=fixed"),
+                ("set-cookie", " guestgate_session =y"),
+            ],
+        );
+        strip_owned_cookies(&mut r, "guestgate_session").unwrap();
+        let kept: Vec<_> = r
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(kept, ["app_pref=compact; Path=/"]);
     }
 }

@@ -34,9 +34,20 @@ impl Seen {
         all.first().copied()
     }
 
-    /// Whether any header, in any `-`/`_` spelling, folds to `name`.
+    /// Whether any header folds to `name` the way CGI backends fold names (case, and every
+    /// character but letters and digits read as `-`).
     pub fn has_header_folded(&self, name: &str) -> bool {
-        let fold = |s: &str| s.to_ascii_lowercase().replace('_', "-");
+        let fold = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .collect()
+        };
         self.headers.iter().any(|(k, _)| fold(k) == fold(name))
     }
 }
