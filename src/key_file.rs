@@ -65,6 +65,30 @@ pub fn read_private(what: &'static str, path: &Path) -> Result<String, KeyFileEr
     std::fs::read_to_string(path).map_err(|e| KeyFileError::io(what, path, e))
 }
 
+/// A hex key of at least 32 bytes (the session key, the audit key).
+pub fn load_hex(what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileError> {
+    let text = read_private(what, path)?;
+    let key = hex::decode(text.trim()).map_err(|_| KeyFileError::invalid(what, path, "not hex"))?;
+    if key.len() < 32 {
+        return Err(KeyFileError::invalid(
+            what,
+            path,
+            format!("{} bytes; at least 32 are needed", key.len()),
+        ));
+    }
+    Ok(key)
+}
+
+/// Loads a hex key, creating a random 32-byte one (mode 0600) if the file is absent.
+pub fn load_or_create_hex(what: &'static str, path: &Path) -> Result<Vec<u8>, KeyFileError> {
+    create_private(what, path, || {
+        let mut key = [0u8; 32];
+        rand::RngExt::fill(&mut rand::rng(), &mut key);
+        format!("{}\n", hex::encode(key))
+    })?;
+    load_hex(what, path)
+}
+
 /// Creates `path` with mode 0600 holding `contents()` if it does not exist yet.
 pub fn create_private(
     what: &'static str,

@@ -44,6 +44,19 @@ pub struct Metrics {
     pub banner: IntCounterVec,
     /// Scope assertions signed.
     pub assertions: IntCounter,
+    /// Audit: lines in the file at the last checkpoint.
+    pub audit_lines: IntGauge,
+    /// Audit: the first 48 bits of the head hash at the last checkpoint.
+    pub audit_head: IntGauge,
+    /// Audit: when the last checkpoint was taken (unix seconds).
+    pub audit_checkpoint_time: IntGauge,
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    r.register(Box::new(g.clone()))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    g
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -165,8 +178,26 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     .unwrap_or_else(|e| panic!("{e}"));
     r.register(Box::new(assertions.clone()))
         .unwrap_or_else(|e| panic!("{e}"));
+    let audit_lines = gauge(
+        &r,
+        "guestgate_audit_checkpoint_lines",
+        "Lines in the audit file at the last checkpoint",
+    );
+    let audit_head = gauge(
+        &r,
+        "guestgate_audit_checkpoint_head",
+        "First 48 bits of the audit chain's head hash at the last checkpoint",
+    );
+    let audit_checkpoint_time = gauge(
+        &r,
+        "guestgate_audit_checkpoint_timestamp_seconds",
+        "When the last audit checkpoint was taken",
+    );
     Metrics {
         registry: r,
+        audit_lines,
+        audit_head,
+        audit_checkpoint_time,
         banner,
         assertions,
         requests,

@@ -91,6 +91,21 @@ pub fn check(config: &Config) -> anyhow::Result<Checked> {
             )
         }
     };
+    let audit_key = {
+        let a = &config.audit;
+        for p in &a.previous_key_files {
+            crate::key_file::load_hex("audit key", p)?;
+        }
+        if a.key_file.exists() {
+            crate::key_file::load_hex("audit key", &a.key_file)?;
+            a.key_file.display().to_string()
+        } else {
+            format!(
+                "{} (absent: serve creates it, mode 0600)",
+                a.key_file.display()
+            )
+        }
+    };
     let listener = match &config.tls {
         Some(tls) => {
             ReloadableCert::load(&tls.cert_file, &tls.key_file)?;
@@ -167,13 +182,20 @@ pub fn check(config: &Config) -> anyhow::Result<Checked> {
         ("mail", config.mail.describe()),
         (
             "audit",
-            config
-                .audit
-                .path
-                .as_ref()
-                .map_or("standard output".into(), |p| {
-                    format!("{}{}", p.display(), absent(p))
-                }),
+            format!(
+                "{}; key {}; checkpoint every {}",
+                config
+                    .audit
+                    .path
+                    .as_ref()
+                    .map_or("standard output".into(), |p| format!(
+                        "{}{}",
+                        p.display(),
+                        absent(p)
+                    )),
+                audit_key,
+                humantime::format_duration(config.audit.checkpoint_interval)
+            ),
         ),
     ];
     Ok(Checked {
@@ -248,8 +270,17 @@ fn open_store(cfg: &StoreConfig) -> anyhow::Result<(Arc<dyn Store>, Arc<ShareInd
     }
 }
 
+/// A ready-to-run server and the audit stream to close when it has stopped.
+pub struct Built {
+    /// The pingora server.
+    pub server: Server,
+    /// The audit stream: `close()` after the server returns writes the stop record and
+    /// the final checkpoint.
+    pub audit: Arc<AuditSink>,
+}
+
 /// Builds a ready-to-run server.
-pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
+pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Built> {
     if upgrade && matches!(config.store, StoreConfig::Embedded(_)) {
         bail!(
             "--upgrade needs store.backend = \"redis\": the embedded store is one file that the running process holds"
@@ -288,9 +319,9 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
         config.guest.clone(),
     ));
     tracing::info!(shares = index.len(), "share index loaded");
+    let audit_keys = crate::audit::load_keys(&config.audit)?;
     let audit = Arc::new(
-        AuditSink::start(config.audit.path.as_deref(), config.audit.flush_interval)
-            .context("cannot open the audit stream")?,
+        AuditSink::start(&config.audit, audit_keys).context("cannot open the audit stream")?,
     );
     let readiness = Arc::new(Readiness::new(Arc::clone(&index)));
     let gate = Arc::new(Gate {
@@ -335,7 +366,7 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
         gate,
         upstream,
         upstream_cfg: config.upstream.clone(),
-        audit,
+        audit: Arc::clone(&audit),
         audit_pass_through: config.audit.include_pass_through,
         shares,
         session_cfg: config.session.clone(),
@@ -387,5 +418,5 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Server> {
     server.add_service(proxy_service);
     server.add_service(admin);
     server.bootstrap();
-    Ok(server)
+    Ok(Built { server, audit })
 }

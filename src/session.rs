@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand::RngExt;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -271,26 +271,12 @@ const KEY: &str = "session key";
 
 /// Reads a key file (hex, at least 32 bytes), refusing one that others can read.
 pub fn load_key(path: &Path) -> Result<Vec<u8>, KeyFileError> {
-    let text = crate::key_file::read_private(KEY, path)?;
-    let key = hex::decode(text.trim()).map_err(|_| KeyFileError::invalid(KEY, path, "not hex"))?;
-    if key.len() < 32 {
-        return Err(KeyFileError::invalid(
-            KEY,
-            path,
-            format!("{} bytes; at least 32 are needed", key.len()),
-        ));
-    }
-    Ok(key)
+    crate::key_file::load_hex(KEY, path)
 }
 
 /// Loads the key, or creates a new random one with mode 0600 if the file is absent.
 pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>, KeyFileError> {
-    crate::key_file::create_private(KEY, path, || {
-        let mut key = [0u8; 32];
-        rand::rng().fill(&mut key);
-        format!("{}\n", hex::encode(key))
-    })?;
-    load_key(path)
+    crate::key_file::load_or_create_hex(KEY, path)
 }
 
 /// What the `Cookie` headers say about guestgate's cookie.

@@ -18,8 +18,8 @@ use guestgate::reload::LivePolicies;
 use guestgate::shares::{NewShare, Shares};
 use guestgate::stamp::unix_now;
 use guestgate::store::{
-    CodeCheck, CodeLimits, EmbeddedStore, IssueOutcome, PendingCode, Share, ShareIndex, Store,
-    StoreError,
+    CodeCheck, CodeLimits, EmbeddedStore, GuestAccount, IssueOutcome, PendingCode, Share,
+    ShareIndex, Store, StoreError,
 };
 use tokio::sync::Notify;
 
@@ -72,6 +72,21 @@ impl Store for HeldStore {
     async fn count_verify(&self, client: &str, now: u64) -> Result<u32, StoreError> {
         self.inner.count_verify(client, now).await
     }
+    async fn touch(&self, id: &str, at: u64) -> Result<(), StoreError> {
+        self.inner.touch(id, at).await
+    }
+    async fn create_guest(&self, g: &GuestAccount) -> Result<bool, StoreError> {
+        self.inner.create_guest(g).await
+    }
+    async fn guest(&self, email: &str) -> Result<Option<GuestAccount>, StoreError> {
+        self.inner.guest(email).await
+    }
+    async fn all_guests(&self) -> Result<Vec<GuestAccount>, StoreError> {
+        self.inner.all_guests().await
+    }
+    async fn accept_guest(&self, email: &str, now: u64) -> Result<(), StoreError> {
+        self.inner.accept_guest(email, now).await
+    }
 }
 
 #[tokio::test]
@@ -116,6 +131,8 @@ async fn a_revocation_between_a_code_check_and_its_index_write_is_not_undone() {
                 notify: true,
                 created_by: "Ada".into(),
                 contact: None,
+                owner: "case-app".into(),
+                by_admin: true,
             },
             now,
         )
@@ -138,7 +155,7 @@ async fn a_revocation_between_a_code_check_and_its_index_write_is_not_undone() {
     checked.notified().await;
     // Staff revoke while the check is in flight; the revocation completes.
     shares
-        .revoke(&created.share.id, "staff", now)
+        .revoke(&created.share.id, "staff", now, None)
         .await
         .expect("revoked");
     assert!(index.is_revoked(&created.share.id));

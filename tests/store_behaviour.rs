@@ -1,6 +1,6 @@
 //! One behaviour suite, run against both store backends (embedded file, real Redis), so
 //! they cannot drift: code single use, attempts, expiry, resend limits, failure budget,
-//! revocation, and survival of a reopen. The Redis backend runs it over every way in:
+//! revocation, guest accounts, last use, and survival of a reopen. The Redis backend runs it over every way in:
 //! one server, one server over TLS with a private CA, a Cluster, and Sentinels.
 
 mod common;
@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::{free_port, private_ca, RedisCluster, RedisSentinel, RedisServer};
 use guestgate::store::{
-    CodeCheck, CodeLimits, EmbeddedStore, IssueOutcome, PendingCode, RedisConfig, RedisEndpoint,
-    RedisStore, Share, ShareStatus, Store,
+    CodeCheck, CodeLimits, EmbeddedStore, GuestAccount, GuestStatus, IssueOutcome, PendingCode,
+    RedisConfig, RedisEndpoint, RedisStore, Share, ShareStatus, Store,
 };
 
 const LIMITS: CodeLimits = CodeLimits {
@@ -180,6 +180,52 @@ async fn verify_counts_are_per_client_and_minute(s: &dyn Store) {
     assert_eq!(s.count_verify("10.0.0.1", t + 60).await.unwrap(), 1);
 }
 
+/// Guest accounts: created once, accepted once (names kept), or created accepted for a
+/// share that predates them. Last use only moves forward. A share never sent a code
+/// (an empty send list, which Redis' Lua re-encodes as `{}`) revokes and reads back.
+async fn guest_accounts_last_use_and_unsent_shares(s: &dyn Store) {
+    let t = now();
+    let ann = GuestAccount::invited("ann@x.test", "Ann", "Lee", "admin", t);
+    assert!(s.create_guest(&ann).await.unwrap());
+    let other = GuestAccount::invited("ann@x.test", "Other", "Name", "admin", t);
+    assert!(!s.create_guest(&other).await.unwrap(), "created once");
+    let got = s.guest("ann@x.test").await.unwrap().unwrap();
+    assert_eq!(
+        (got.first_name.as_str(), got.status),
+        ("Ann", GuestStatus::Invited)
+    );
+    s.accept_guest("ann@x.test", t + 1).await.unwrap();
+    s.accept_guest("ann@x.test", t + 2).await.unwrap();
+    let got = s.guest("ann@x.test").await.unwrap().unwrap();
+    assert_eq!(
+        (got.status, got.accepted_at, got.last_name.as_str()),
+        (GuestStatus::Accepted, Some(t + 1), "Lee")
+    );
+    s.accept_guest("old@x.test", t + 3).await.unwrap();
+    let old = s.guest("old@x.test").await.unwrap().unwrap();
+    assert_eq!(
+        (old.status, old.first_name.as_str()),
+        (GuestStatus::Accepted, "")
+    );
+    assert_eq!(s.all_guests().await.unwrap().len(), 2);
+    assert!(s.guest("nobody@x.test").await.unwrap().is_none());
+
+    s.create_share(&share("u", t), "tok-u").await.unwrap();
+    s.touch("u", t + 10).await.unwrap();
+    s.touch("u", t + 5).await.unwrap();
+    assert_eq!(
+        s.share("u").await.unwrap().unwrap().last_used_at,
+        Some(t + 10)
+    );
+    let r = s.revoke("u", "staff@x", t + 11).await.unwrap().unwrap();
+    assert_eq!(r.status, ShareStatus::Revoked);
+    assert!(r.sends.is_empty());
+    assert_eq!(
+        s.share("u").await.unwrap().unwrap().status,
+        ShareStatus::Revoked
+    );
+}
+
 async fn suite(s: &dyn Store) {
     verify_counts_are_per_client_and_minute(s).await;
     codes_are_single_use_and_die_after_five_wrong_tries(s).await;
@@ -187,11 +233,13 @@ async fn suite(s: &dyn Store) {
     the_failure_budget_locks_the_share_across_codes(s).await;
     revocation_is_idempotent_and_kills_pending_codes(s).await;
     lookups(s).await;
+    guest_accounts_last_use_and_unsent_shares(s).await;
 }
 
 /// Data written before must be there after.
 async fn survived(s: &dyn Store) {
-    assert_eq!(s.all_shares().await.unwrap().len(), 5);
+    assert_eq!(s.all_shares().await.unwrap().len(), 6);
+    assert_eq!(s.all_guests().await.unwrap().len(), 2);
     assert_eq!(
         s.share("d").await.unwrap().unwrap().status,
         ShareStatus::Revoked

@@ -1,7 +1,9 @@
 //! The admin API (`/admin/v1/...`): bearer API keys checked against their SHA-256,
-//! roles (`admin` everything, `sharer` shares only), JSON in and out, errors as
-//! `{error, reason}`, and one audit event per call. Routing and status mapping live here;
-//! the flows are in [`crate::shares`].
+//! roles (`admin` everything; `sharer` only the shares it created, only with the profiles
+//! its key allows), JSON in and out, errors as `{error, reason}`, and one audit event per
+//! call. A key may act for the app's signed-in staff (`X-Guestgate-Staff`): each staff
+//! member then owns their shares. Routing and status mapping live here; the flows are in
+//! [`crate::shares`].
 
 use std::sync::Arc;
 
@@ -39,6 +41,10 @@ pub struct ApiKey {
     pub role: Role,
     /// SHA-256 of the key, 32 bytes.
     pub sha256: [u8; 32],
+    /// Profiles a sharer may create shares with (admins: any).
+    pub profiles: Vec<String>,
+    /// The key's app names its signed-in staff member in `X-Guestgate-Staff`.
+    pub acts_for_staff: bool,
 }
 
 /// Every route the API serves, as (method, OpenAPI path). `docs/openapi.json` must list
@@ -46,8 +52,11 @@ pub struct ApiKey {
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/v1/shares"),
     ("GET", "/admin/v1/shares"),
+    ("GET", "/admin/v1/shares/stale"),
+    ("POST", "/admin/v1/shares/stale/revoke"),
     ("GET", "/admin/v1/shares/{id}"),
     ("DELETE", "/admin/v1/shares/{id}"),
+    ("POST", "/admin/v1/guests"),
     ("GET", "/admin/v1/guests"),
     ("GET", "/admin/v1/guests/{email}/shares"),
     ("DELETE", "/admin/v1/guests/{email}"),
@@ -81,10 +90,63 @@ pub struct Call<'a> {
     pub target: &'a [u8],
     /// `Authorization` header value.
     pub authorization: Option<&'a [u8]>,
+    /// `X-Guestgate-Staff`: the app's signed-in staff member, for keys that act for staff.
+    pub staff: Option<&'a [u8]>,
     /// Body (already size-limited).
     pub body: &'a [u8],
     /// Request id for audit.
     pub request_id: &'a str,
+}
+
+/// Who is calling: the key, and the staff member it acts for.
+struct Caller<'a> {
+    key: &'a ApiKey,
+    staff: Option<String>,
+}
+
+impl Caller<'_> {
+    fn admin(&self) -> bool {
+        self.key.role == Role::Admin
+    }
+
+    /// Who owns what this caller creates: the key, or `key/staff`.
+    fn owner(&self) -> String {
+        match &self.staff {
+            Some(s) => format!("{}/{s}", self.key.name),
+            None => self.key.name.clone(),
+        }
+    }
+
+    /// The shares this caller may see and revoke: all (admin), or its own.
+    fn scope(&self) -> Option<String> {
+        (!self.admin()).then(|| self.owner())
+    }
+}
+
+/// A staff member's id as the app names it: an email or a login, ASCII, no `/`.
+fn staff_id(raw: &[u8]) -> Option<String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 254
+        && raw
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"@._+-".contains(b));
+    ok.then(|| String::from_utf8_lossy(raw).to_ascii_lowercase())
+}
+
+/// `POST /admin/v1/guests` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateGuest {
+    email: String,
+    first_name: String,
+    last_name: String,
+}
+
+/// `POST /admin/v1/shares/stale/revoke` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaleRevoke {
+    unused_for: String,
 }
 
 /// The API.
@@ -119,6 +181,7 @@ pub fn share_json(s: &Share, now: u64, last_access: u64) -> Value {
         "profile": s.profile,
         "status": s.effective_status(now),
         "created_by": s.created_by,
+        "owner": s.owner,
         "contact": s.contact,
         "created_at": rfc3339(s.created_at),
         "expires_at": rfc3339(s.expires_at),
@@ -179,10 +242,39 @@ impl AdminApi {
         self.handle_in_span(call).instrument(span).await
     }
 
+    /// The caller behind a key and the staff header, or the refusal.
+    fn caller<'k>(&self, key: &'k ApiKey, staff: Option<&[u8]>) -> Result<Caller<'k>, Reply> {
+        match (key.acts_for_staff, staff) {
+            (false, None) => Ok(Caller { key, staff: None }),
+            (false, Some(_)) => Err(fail(
+                400,
+                "staff_not_allowed",
+                "this key does not act for staff (admin.keys[].acts_for_staff); drop X-Guestgate-Staff",
+            )),
+            (true, None) if key.role == Role::Admin => Ok(Caller { key, staff: None }),
+            (true, None) => Err(fail(
+                400,
+                "staff_required",
+                "this key acts for staff: name the signed-in staff member in X-Guestgate-Staff",
+            )),
+            (true, Some(raw)) => match staff_id(raw) {
+                Some(s) => Ok(Caller {
+                    key,
+                    staff: Some(s),
+                }),
+                None => Err(fail(
+                    400,
+                    "invalid_staff",
+                    "X-Guestgate-Staff: 1 to 254 ASCII letters, digits, @ . _ + -",
+                )),
+            },
+        }
+    }
+
     async fn handle_in_span(&self, call: &Call<'_>) -> Reply {
         let mut facts = Facts::default();
-        let actor = self.authenticate(call.authorization);
-        let reply = match actor {
+        let mut actor = "-".to_string();
+        let reply = match self.authenticate(call.authorization) {
             None => {
                 facts.action = "auth";
                 facts.reason = Some("unauthorized".into());
@@ -193,7 +285,17 @@ impl AdminApi {
                 };
                 fail(401, "unauthorized", why)
             }
-            Some(key) => self.route(key, call, &mut facts).await,
+            Some(key) => match self.caller(key, call.staff) {
+                Err(refusal) => {
+                    actor.clone_from(&key.name);
+                    facts.action = "auth";
+                    refusal
+                }
+                Ok(caller) => {
+                    actor = caller.owner();
+                    self.route(&caller, call, &mut facts).await
+                }
+            },
         };
         if facts.reason.is_none() && reply.status >= 400 {
             facts.reason = reply
@@ -206,7 +308,7 @@ impl AdminApi {
             ts: timestamp(std::time::SystemTime::now()),
             kind: "admin",
             request_id: call.request_id,
-            actor: actor.map_or("-", |k| k.name.as_str()),
+            actor: &actor,
             action: if facts.action.is_empty() {
                 "unknown"
             } else {
@@ -227,15 +329,17 @@ impl AdminApi {
         reply
     }
 
-    async fn route(&self, key: &ApiKey, call: &Call<'_>, facts: &mut Facts) -> Reply {
+    async fn route(&self, caller: &Caller<'_>, call: &Call<'_>, facts: &mut Facts) -> Reply {
         let target = match CanonicalTarget::parse(call.target, 4096) {
             Ok(t) => t,
             Err(e) => return fail(400, "bad_request", Reason::from(e).label()),
         };
         let segments: Vec<&str> = target.path.split('/').skip(1).collect();
         let now = unix_now();
+        let scope = caller.scope();
+        let scope = scope.as_deref();
         let admin_only = |facts: &mut Facts| {
-            (key.role != Role::Admin).then(|| {
+            (!caller.admin()).then(|| {
                 facts.reason = Some("forbidden".into());
                 fail(
                     403,
@@ -254,43 +358,7 @@ impl AdminApi {
         match (call.method, segments.as_slice()) {
             ("POST", ["admin", "v1", "shares"]) => {
                 facts.action = "share.create";
-                let req: CreateShare = match serde_json::from_slice(call.body) {
-                    Ok(r) => r,
-                    Err(e) => return fail(400, "invalid_json", e.to_string()),
-                };
-                let new = NewShare {
-                    email: req.email,
-                    case: req.case,
-                    version: req.version,
-                    profile: req.profile,
-                    expires_in: req.expires_in,
-                    notify: req.notify.unwrap_or(true),
-                    created_by: req.created_by.unwrap_or_else(|| key.name.clone()),
-                    contact: req.contact,
-                };
-                match self.shares.create(new, now).await {
-                    Ok(c) => {
-                        let (email, email_error) = match &c.email {
-                            EmailOutcome::Sent => ("sent", None),
-                            EmailOutcome::Skipped => ("skipped", None),
-                            EmailOutcome::RateLimited { .. } => ("rate_limited", None),
-                            EmailOutcome::Unusable => ("not_sent", None),
-                            EmailOutcome::Failed(e) => ("failed", Some(e.clone())),
-                        };
-                        let body = json!({
-                            "id": c.share.id,
-                            "link": c.link,
-                            "status": c.share.effective_status(now),
-                            "expires_at": rfc3339(c.share.expires_at),
-                            "email": email,
-                            "email_error": email_error,
-                        });
-                        facts.share = Some(c.share);
-                        facts.email = Some(email);
-                        ok(201, body)
-                    }
-                    Err(e) => share_error(e),
-                }
+                self.create_share(caller, call.body, now, facts).await
             }
             ("GET", ["admin", "v1", "shares"]) => {
                 facts.action = "share.list";
@@ -299,6 +367,7 @@ impl AdminApi {
                     version: q("version"),
                     email: q("email"),
                     status: q("status"),
+                    owner: scope.map(String::from),
                 };
                 match self.shares.list(&filter, now).await {
                     Ok(list) => ok(
@@ -308,9 +377,54 @@ impl AdminApi {
                     Err(e) => share_error(e),
                 }
             }
+            ("GET", ["admin", "v1", "shares", "stale"]) => {
+                facts.action = "share.stale";
+                let Some(unused_for) = q("unused_for").as_deref().and_then(seconds) else {
+                    return fail(400, "bad_request", "unused_for: a duration like 30d or 12h");
+                };
+                match self.shares.stale(unused_for, now, scope).await {
+                    Ok(list) => {
+                        facts.count = Some(list.len());
+                        let shares: Vec<Value> = list
+                            .iter()
+                            .map(|st| {
+                                let mut v = self.json(&st.share, now);
+                                v["stale"] = json!(st.why);
+                                v
+                            })
+                            .collect();
+                        ok(200, json!({"unused_for": unused_for, "shares": shares}))
+                    }
+                    Err(e) => share_error(e),
+                }
+            }
+            ("POST", ["admin", "v1", "shares", "stale", "revoke"]) => {
+                facts.action = "share.revoke_stale";
+                let req: StaleRevoke = match serde_json::from_slice(call.body) {
+                    Ok(r) => r,
+                    Err(e) => return fail(400, "invalid_json", e.to_string()),
+                };
+                let Some(unused_for) = seconds(&req.unused_for) else {
+                    return fail(422, "invalid", "unused_for: a duration like 30d or 12h");
+                };
+                match self
+                    .shares
+                    .revoke_stale(unused_for, &caller.owner(), now, scope)
+                    .await
+                {
+                    Ok(revoked) => {
+                        facts.count = Some(revoked.len());
+                        ok(
+                            200,
+                            json!({"revoked": revoked.iter().map(|s| s.id.as_str()).collect::<Vec<_>>()}),
+                        )
+                    }
+                    Err(e) => share_error(e),
+                }
+            }
             ("GET", ["admin", "v1", "shares", id]) => {
                 facts.action = "share.show";
-                match self.shares.get(id).await {
+                match self.shares.get(id, scope).await {
                     Ok(s) => {
                         let body = self.json(&s, now);
                         facts.share = Some(s);
@@ -321,7 +435,7 @@ impl AdminApi {
             }
             ("DELETE", ["admin", "v1", "shares", id]) => {
                 facts.action = "share.revoke";
-                match self.shares.revoke(id, &key.name, now).await {
+                match self.shares.revoke(id, &caller.owner(), now, scope).await {
                     Ok(s) => {
                         facts.share = Some(s);
                         Reply {
@@ -329,6 +443,31 @@ impl AdminApi {
                             body: None,
                         }
                     }
+                    Err(e) => share_error(e),
+                }
+            }
+            ("POST", ["admin", "v1", "guests"]) => {
+                facts.action = "guest.create";
+                if let Some(r) = admin_only(facts) {
+                    return r;
+                }
+                let req: CreateGuest = match serde_json::from_slice(call.body) {
+                    Ok(r) => r,
+                    Err(e) => return fail(400, "invalid_json", e.to_string()),
+                };
+                facts.guest = Some(req.email.clone());
+                match self
+                    .shares
+                    .create_guest(
+                        &req.email,
+                        &req.first_name,
+                        &req.last_name,
+                        &caller.owner(),
+                        now,
+                    )
+                    .await
+                {
+                    Ok(g) => ok(201, json!(g)),
                     Err(e) => share_error(e),
                 }
             }
@@ -366,7 +505,7 @@ impl AdminApi {
                 if let Some(r) = admin_only(facts) {
                     return r;
                 }
-                match self.shares.revoke_guest(email, &key.name, now).await {
+                match self.shares.revoke_guest(email, &caller.owner(), now).await {
                     Ok(revoked) => {
                         facts.count = Some(revoked.len());
                         ok(
@@ -404,9 +543,78 @@ impl AdminApi {
         }
     }
 
-    fn json(&self, s: &Share, now: u64) -> Value {
-        share_json(s, now, self.shares.index().last_access(&s.id))
+    /// `POST /admin/v1/shares`: a sharer only with the profiles its key allows.
+    async fn create_share(
+        &self,
+        caller: &Caller<'_>,
+        body: &[u8],
+        now: u64,
+        facts: &mut Facts,
+    ) -> Reply {
+        let req: CreateShare = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => return fail(400, "invalid_json", e.to_string()),
+        };
+        let profile = req.profile.unwrap_or_else(|| "view-only".into());
+        if !caller.admin() && !caller.key.profiles.contains(&profile) {
+            facts.reason = Some("profile_not_allowed".into());
+            return fail(
+                403,
+                "profile_not_allowed",
+                format!(
+                    "this key may share with {} only (admin.keys[].profiles)",
+                    caller.key.profiles.join(", ")
+                ),
+            );
+        }
+        let new = NewShare {
+            email: req.email,
+            case: req.case,
+            version: req.version,
+            profile: Some(profile),
+            expires_in: req.expires_in,
+            notify: req.notify.unwrap_or(true),
+            created_by: req.created_by.unwrap_or_else(|| caller.key.name.clone()),
+            contact: req.contact,
+            owner: caller.owner(),
+            by_admin: caller.admin(),
+        };
+        match self.shares.create(new, now).await {
+            Ok(c) => {
+                let (email, email_error) = match &c.email {
+                    EmailOutcome::Sent => ("sent", None),
+                    EmailOutcome::Skipped => ("skipped", None),
+                    EmailOutcome::RateLimited { .. } => ("rate_limited", None),
+                    EmailOutcome::Unusable => ("not_sent", None),
+                    EmailOutcome::Failed(e) => ("failed", Some(e.clone())),
+                };
+                let body = json!({
+                    "id": c.share.id,
+                    "link": c.link,
+                    "status": c.share.effective_status(now),
+                    "expires_at": rfc3339(c.share.expires_at),
+                    "email": email,
+                    "email_error": email_error,
+                });
+                facts.share = Some(c.share);
+                facts.email = Some(email);
+                ok(201, body)
+            }
+            Err(e) => share_error(e),
+        }
     }
+
+    fn json(&self, s: &Share, now: u64) -> Value {
+        share_json(s, now, self.shares.last_used(s))
+    }
+}
+
+/// A duration like `30d`, in seconds.
+fn seconds(text: &str) -> Option<u64> {
+    humantime::parse_duration(text)
+        .ok()
+        .map(|d| d.as_secs())
+        .filter(|&s| s > 0)
 }
 
 /// The one mapping from share errors to API statuses.
@@ -414,6 +622,7 @@ fn share_error(e: ShareError) -> Reply {
     match e {
         ShareError::Invalid { field, why } => fail(422, "invalid", format!("{field}: {why}")),
         ShareError::NotFound => fail(404, "not_found", "no such share"),
+        ShareError::Exists(why) => fail(409, "exists", why),
         ShareError::Store(e) => {
             crate::metrics::get()
                 .store_errors

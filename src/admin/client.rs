@@ -13,6 +13,7 @@ use serde_json::Value;
 pub struct AdminClient {
     host_port: String,
     token: Option<String>,
+    staff: Option<String>,
 }
 
 impl AdminClient {
@@ -38,8 +39,15 @@ impl AdminClient {
         let client = Self {
             host_port: host_port.to_string(),
             token: None,
+            staff: None,
         };
         Ok((client, path))
+    }
+
+    /// Names the staff member the key acts for (`X-Guestgate-Staff`).
+    pub fn acting_for(mut self, staff: Option<&str>) -> Self {
+        self.staff = staff.filter(|s| !s.is_empty()).map(String::from);
+        self
     }
 
     /// One call; returns status and JSON (Null for an empty body).
@@ -57,7 +65,12 @@ impl AdminClient {
             .token
             .as_ref()
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            + &self
+                .staff
+                .as_ref()
+                .map(|s| format!("X-Guestgate-Staff: {s}\r\n"))
+                .unwrap_or_default();
         let req = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.host_port,

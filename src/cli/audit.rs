@@ -9,11 +9,18 @@ use clap::Subcommand;
 /// `audit` verbs.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Verify the hash chain of audit files, given oldest first; reports the first break.
+    /// Verify the keyed chain of audit files, given oldest first: reports every edited,
+    /// inserted, dropped or reordered line, and, against checkpoints, a cut tail.
     Verify {
         /// Audit files, oldest first.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// An audit key file (repeat for keys that wrote earlier lines).
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// A checkpoint from the process log, `LINES:HEAD`, of the last file (repeat).
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<crate::audit::chain::Checkpoint>,
     },
     /// Print the events matching every given filter.
     Search {
@@ -46,17 +53,38 @@ fn read_all(files: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
 /// Runs an `audit` verb.
 pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
-        AuditCommand::Verify { files } => {
+        AuditCommand::Verify {
+            files,
+            keys,
+            checkpoints,
+        } => {
             let texts = read_all(&files)?;
-            match crate::audit::verify_files(&texts) {
-                Ok(n) => {
-                    println!("ok: {n} lines, chain intact");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(b) => {
-                    println!("{}:{}: {}", b.file, b.line, b.problem);
-                    Ok(ExitCode::from(1))
-                }
+            let keys = keys
+                .iter()
+                .map(|k| {
+                    crate::key_file::load_hex("audit key", k)
+                        .map(|bytes| crate::audit::chain::AuditKey::new(&bytes))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let report = crate::audit::chain::verify(&texts, &keys, &checkpoints);
+            for f in &report.findings {
+                println!("{}:{}: {}: {}", f.file, f.line, f.kind, f.detail);
+            }
+            if report.findings.is_empty() {
+                let tail = if checkpoints.is_empty() {
+                    "; the tail is proven only against a checkpoint (--checkpoint LINES:HEAD from the process log)"
+                } else {
+                    "; every checkpoint matches"
+                };
+                println!("ok: {} lines, chain intact{tail}", report.lines);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!(
+                    "{} lines, {} problem(s)",
+                    report.lines,
+                    report.findings.len()
+                );
+                Ok(ExitCode::from(1))
             }
         }
         AuditCommand::Search {
@@ -71,7 +99,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             let email = email.map(|e| e.trim().to_ascii_lowercase());
             let mut found = 0;
             for (_, text) in read_all(&files)? {
-                for event in crate::audit::search(
+                for event in crate::audit::chain::search(
                     &text,
                     deny_id.as_deref(),
                     share.as_deref(),

@@ -49,7 +49,8 @@ pub enum Command {
         #[command(subcommand)]
         command: policy::PolicyCommand,
     },
-    /// Create, list, show and revoke shares (over the admin API).
+    /// Create, list, show, revoke and review shares (over the admin API).
+    #[command(alias = "shares")]
     Share {
         /// Admin API access.
         #[command(flatten)]

@@ -50,12 +50,16 @@ pub fn serve(config: &Path, check: bool, upgrade: bool) -> ExitCode {
         };
     }
     match crate::server::build(&cfg, upgrade) {
-        Ok(server) => {
+        Ok(crate::server::Built { server, audit }) => {
             for w in cfg.warnings() {
                 tracing::warn!(warning = %w, "configuration");
             }
             tracing::info!(listen = %cfg.listen, admin = %cfg.admin, upstream = %cfg.upstream.address, mode = ?cfg.mode, "guestgate starting");
-            server.run_forever()
+            server.run(pingora::server::RunArgs::default());
+            // Every service has stopped: the audit stream's last lines, its stop record
+            // and the final checkpoint go out before the process ends.
+            audit.close();
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("guestgate: cannot start: {e:#}");

@@ -27,6 +27,9 @@ pub struct AdminArgs {
         global = true
     )]
     pub token: String,
+    /// The staff member a key that acts for staff works for (`X-Guestgate-Staff`).
+    #[arg(long, env = "GUESTGATE_STAFF", global = true)]
+    pub staff: Option<String>,
 }
 
 /// `share` verbs.
@@ -85,11 +88,32 @@ pub enum ShareCommand {
         /// Share id.
         id: String,
     },
+    /// Review stale access: usable shares not used for a while, or never accepted.
+    Stale {
+        /// How long unused, e.g. 30d.
+        #[arg(long)]
+        unused_for: String,
+        /// Revoke every share listed.
+        #[arg(long)]
+        revoke: bool,
+    },
 }
 
 /// `guests` verbs.
 #[derive(Debug, Subcommand)]
 pub enum GuestsCommand {
+    /// Create a guest account (invited until their first verified code).
+    Create {
+        /// Email.
+        #[arg(long)]
+        email: String,
+        /// First name.
+        #[arg(long)]
+        first_name: String,
+        /// Last name.
+        #[arg(long)]
+        last_name: String,
+    },
     /// Every guest with share counts and last access.
     List,
     /// The cases shared with one guest.
@@ -111,7 +135,8 @@ fn admin_call(
     path: &str,
     body: Option<&serde_json::Value>,
 ) -> anyhow::Result<ExitCode> {
-    let client = AdminClient::new(&admin.admin_url, &admin.token)?;
+    let client =
+        AdminClient::new(&admin.admin_url, &admin.token)?.acting_for(admin.staff.as_deref());
     let (status, json) = client.call(method, path, body)?;
     if status >= 400 {
         eprintln!(
@@ -187,12 +212,34 @@ pub fn share(admin: &AdminArgs, command: ShareCommand) -> anyhow::Result<ExitCod
             &format!("/admin/v1/shares/{}", client::segment(&id)),
             None,
         ),
+        ShareCommand::Stale { unused_for, revoke } => {
+            if revoke {
+                let body = serde_json::json!({ "unused_for": unused_for });
+                admin_call(admin, "POST", "/admin/v1/shares/stale/revoke", Some(&body))
+            } else {
+                let path = format!(
+                    "/admin/v1/shares/stale?unused_for={}",
+                    client::segment(&unused_for)
+                );
+                admin_call(admin, "GET", &path, None)
+            }
+        }
     }
 }
 
 /// `guests …`.
 pub fn guests(admin: &AdminArgs, command: GuestsCommand) -> anyhow::Result<ExitCode> {
     match command {
+        GuestsCommand::Create {
+            email,
+            first_name,
+            last_name,
+        } => {
+            let body = serde_json::json!({
+                "email": email, "first_name": first_name, "last_name": last_name,
+            });
+            admin_call(admin, "POST", "/admin/v1/guests", Some(&body))
+        }
         GuestsCommand::List => admin_call(admin, "GET", "/admin/v1/guests", None),
         GuestsCommand::Shares { email } => admin_call(
             admin,

@@ -96,6 +96,10 @@ fn same_file(c: &mut Check<'_>, cfg: &Config) {
             files.push((format!("assertion.previous_key_files[{i}]"), p));
         }
     }
+    files.push(("audit.key_file".into(), &cfg.audit.key_file));
+    for (i, p) in cfg.audit.previous_key_files.iter().enumerate() {
+        files.push((format!("audit.previous_key_files[{i}]"), p));
+    }
     if let StoreConfig::Embedded(p) = &cfg.store {
         files.push(("store.path".into(), p));
     }

@@ -160,6 +160,9 @@ pub struct RawAudit {
     pub path: Option<String>,
     pub flush_interval: Option<String>,
     pub include_pass_through: Option<bool>,
+    pub key_file: Option<String>,
+    pub previous_key_files: Option<Vec<String>>,
+    pub checkpoint_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +187,11 @@ pub struct RawApiKey {
     pub name: String,
     pub role: Role,
     pub sha256: String,
+    /// Profiles a sharer key may create shares with (default `["view-only"]`).
+    pub profiles: Option<Vec<String>>,
+    /// The key belongs to an app that names its signed-in staff member in
+    /// `X-Guestgate-Staff`; each staff member then owns their own shares.
+    pub acts_for_staff: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -216,6 +224,7 @@ pub struct RawGuest {
     pub sends_per_hour: Option<usize>,
     pub verify_per_ip_per_minute: Option<u32>,
     pub same_site: Option<SameSite>,
+    pub share_with: Option<crate::shares::ShareWith>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -131,6 +131,7 @@ pub fn guest(c: &mut Check<'_>, g: RawGuest, listen: SocketAddr, tls: bool) -> G
         sends_per_hour: g.sends_per_hour.unwrap_or(5),
         verify_per_ip_per_minute: g.verify_per_ip_per_minute.unwrap_or(20),
         same_site: g.same_site.unwrap_or(SameSite::Lax),
+        share_with: g.share_with.unwrap_or(crate::shares::ShareWith::Anyone),
         public_url,
         public_hosts,
     }
@@ -284,6 +285,13 @@ pub fn audit(c: &mut Check<'_>, raw: RawAudit) -> AuditConfig {
         },
         flush_interval: c.duration("audit.flush_interval", raw.flush_interval, "200ms"),
         include_pass_through: raw.include_pass_through.unwrap_or(true),
+        key_file: c.resolve(raw.key_file.as_deref().unwrap_or("audit.key")),
+        previous_key_files: c.resolve_all(raw.previous_key_files),
+        checkpoint_interval: c.duration(
+            "audit.checkpoint_interval",
+            raw.checkpoint_interval,
+            "60s",
+        ),
     }
 }
 
@@ -318,10 +326,25 @@ pub fn admin(c: &mut Check<'_>, raw: RawAdmin) -> (SocketAddr, Vec<ApiKey>, usiz
                 "an API key needs a name (it is the actor in audit events)",
             );
         }
+        if k.name.contains('/') {
+            c.err(
+                &format!("{key}.name"),
+                "a key name may not hold `/` (it separates the key from the staff member it acts for)",
+            );
+        }
+        let profiles = k.profiles.unwrap_or_else(|| vec!["view-only".into()]);
+        if profiles.is_empty() {
+            c.err(
+                &format!("{key}.profiles"),
+                "name at least one profile this key may share with",
+            );
+        }
         keys.push(ApiKey {
             name: k.name,
             role: k.role,
             sha256: sha,
+            profiles,
+            acts_for_staff: k.acts_for_staff.unwrap_or(false),
         });
     }
     (address, keys, raw.max_body_bytes.unwrap_or(16 * 1024))

@@ -744,6 +744,8 @@ mod tests {
                         notify: true,
                         created_by: "Ada".into(),
                         contact: None,
+                        owner: "case-app".into(),
+                        by_admin: true,
                     },
                     now,
                 )

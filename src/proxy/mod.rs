@@ -234,6 +234,9 @@ impl GuestGateProxy {
                 verdict = self.gate.decide(&facts, now);
             }
         }
+        if let Verdict::Allow(allowed) = &verdict {
+            self.remember_use(allowed, now);
+        }
         let refusal = verdict.refusal();
         ctx.verdict = Some(verdict);
         match refusal {
@@ -252,6 +255,23 @@ impl GuestGateProxy {
             }
             None => Ok(false),
         }
+    }
+
+    /// Writes the guest's use of the share to the store, at most hourly per share and off
+    /// the request's path, for the stale-access review.
+    fn remember_use(&self, allowed: &crate::decision::AllowedRequest, now: u64) {
+        let Some(share) = &allowed.guest.share else {
+            return;
+        };
+        if !self.shares.index().due_for_touch(&share.id, now) {
+            return;
+        }
+        let (shares, id) = (Arc::clone(&self.shares), share.id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = shares.touch(&id, now).await {
+                tracing::warn!(error = %e, share = %id, "could not record the share's last use");
+            }
+        });
     }
 
     /// The share behind a `share_inactive` refusal, when the local index may simply lag.

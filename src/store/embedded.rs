@@ -10,13 +10,14 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use subtle::ConstantTimeEq;
 
 use super::{
-    CodeCheck, CodeLimits, IssueOutcome, MinuteCounter, PendingCode, Share, ShareStatus, Store,
-    StoreError,
+    CodeCheck, CodeLimits, GuestAccount, GuestStatus, IssueOutcome, MinuteCounter, PendingCode,
+    Share, ShareStatus, Store, StoreError,
 };
 
 const SHARES: TableDefinition<&str, &[u8]> = TableDefinition::new("shares");
 const TOKENS: TableDefinition<&str, &str> = TableDefinition::new("tokens");
 const CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("codes");
+const GUESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("guests");
 
 /// File-backed store.
 pub struct EmbeddedStore {
@@ -49,6 +50,7 @@ impl EmbeddedStore {
             tx.open_table(SHARES).map_err(unavailable)?;
             tx.open_table(TOKENS).map_err(unavailable)?;
             tx.open_table(CODES).map_err(unavailable)?;
+            tx.open_table(GUESTS).map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)?;
         Ok(Self {
@@ -312,6 +314,102 @@ impl Store for EmbeddedStore {
     async fn count_verify(&self, client: &str, now: u64) -> Result<u32, StoreError> {
         // One instance: counting in memory is exact; nothing here needs to survive a restart.
         Ok(self.verify_counts.count(client, now))
+    }
+
+    async fn touch(&self, id: &str, at: u64) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.run(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut shares = tx.open_table(SHARES).map_err(unavailable)?;
+                let current = share_in(&shares, &id)?;
+                if let Some(mut share) = current.filter(|s| s.last_used_at < Some(at)) {
+                    share.last_used_at = Some(at);
+                    let bytes = encode(&share)?;
+                    shares
+                        .insert(id.as_str(), bytes.as_slice())
+                        .map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn create_guest(&self, guest: &GuestAccount) -> Result<bool, StoreError> {
+        let guest = guest.clone();
+        self.run(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            let created = {
+                let mut t = tx.open_table(GUESTS).map_err(unavailable)?;
+                let exists = t.get(guest.email.as_str()).map_err(unavailable)?.is_some();
+                if !exists {
+                    let bytes = encode(&guest)?;
+                    t.insert(guest.email.as_str(), bytes.as_slice())
+                        .map_err(unavailable)?;
+                }
+                !exists
+            };
+            tx.commit().map_err(unavailable)?;
+            Ok(created)
+        })
+        .await
+    }
+
+    async fn guest(&self, email: &str) -> Result<Option<GuestAccount>, StoreError> {
+        let email = email.to_string();
+        self.run(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let t = tx.open_table(GUESTS).map_err(unavailable)?;
+            let found = t.get(email.as_str()).map_err(unavailable)?;
+            found.map(|v| decode(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn all_guests(&self) -> Result<Vec<GuestAccount>, StoreError> {
+        self.run(|db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let t = tx.open_table(GUESTS).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(unavailable)? {
+                let (_, v) = row.map_err(unavailable)?;
+                out.push(decode(v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn accept_guest(&self, email: &str, now: u64) -> Result<(), StoreError> {
+        let email = email.to_string();
+        self.run(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut t = tx.open_table(GUESTS).map_err(unavailable)?;
+                let current: Option<GuestAccount> =
+                    match t.get(email.as_str()).map_err(unavailable)? {
+                        Some(v) => Some(decode(v.value())?),
+                        None => None,
+                    };
+                let updated = match current {
+                    Some(g) if g.status == GuestStatus::Accepted => None,
+                    Some(g) => Some(GuestAccount {
+                        status: GuestStatus::Accepted,
+                        accepted_at: Some(now),
+                        ..g
+                    }),
+                    None => Some(GuestAccount::accepted_without_names(&email, now)),
+                };
+                if let Some(g) = updated {
+                    let bytes = encode(&g)?;
+                    t.insert(email.as_str(), bytes.as_slice())
+                        .map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
     }
 }
 

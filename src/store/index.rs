@@ -26,7 +26,13 @@ pub struct ShareState {
     pub email: String,
     /// Last guest request through this share, unix seconds (0 = never).
     last_access: AtomicU64,
+    /// The last use written to the store (0 = never), so it is written at most hourly.
+    persisted: AtomicU64,
 }
+
+/// How stale the stored last use may get: the review works in days, the proxy should not
+/// write on every request.
+pub const TOUCH_EVERY: u64 = 3600;
 
 impl ShareState {
     /// Last guest request, unix seconds (0 = never since start).
@@ -157,6 +163,22 @@ impl ShareIndex {
             .unwrap_or(false)
     }
 
+    /// Whether this use of a share should be written to the store (the stored last use is
+    /// an hour old or more); claims the write, so concurrent requests make one.
+    pub fn due_for_touch(&self, id: &str, now: u64) -> bool {
+        let Ok(map) = self.map.read() else {
+            return false;
+        };
+        let Some(s) = map.get(id) else {
+            return false;
+        };
+        let stored = s.persisted.load(Ordering::Relaxed);
+        stored + TOUCH_EVERY <= now
+            && s.persisted
+                .compare_exchange(stored, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
     /// Last access of a share (0 = never or unknown).
     pub fn last_access(&self, id: &str) -> u64 {
         self.map
@@ -207,6 +229,10 @@ fn merged(old: Option<&ShareState>, s: &Share) -> ShareState {
         expires_at: s.expires_at,
         email: s.email.clone(),
         last_access: AtomicU64::new(old.map_or(0, ShareState::last_access)),
+        persisted: AtomicU64::new(
+            old.map_or(0, |o| o.persisted.load(Ordering::Relaxed))
+                .max(s.last_used_at.unwrap_or(0)),
+        ),
     }
 }
 
@@ -237,6 +263,22 @@ mod tests {
         // A share the store no longer has is forgotten, so refused.
         index.replace_all(&[]);
         assert!(!index.admit("s1", 10));
+    }
+
+    #[test]
+    fn the_last_use_is_written_at_most_hourly() {
+        let index = ShareIndex::default();
+        index.upsert(&share(ShareStatus::Active));
+        assert!(index.due_for_touch("s1", 10_000));
+        assert!(!index.due_for_touch("s1", 10_001), "claimed once");
+        assert!(!index.due_for_touch("s1", 10_000 + TOUCH_EVERY - 1));
+        assert!(index.due_for_touch("s1", 10_000 + TOUCH_EVERY));
+        // what the store says counts
+        let mut s = share(ShareStatus::Active);
+        s.last_used_at = Some(50_000);
+        index.upsert(&s);
+        assert!(!index.due_for_touch("s1", 50_100));
+        assert!(!index.due_for_touch("nope", 99_999));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Durable state: shares, their link-token hashes and pending one-time codes, behind
-//! `trait Store`. Every operation that must not be split (consuming a code, counting a
+//! Durable state: shares, their link-token hashes and pending one-time codes, and guest
+//! accounts, behind `trait Store`. Every operation that must not be split (consuming a code, counting a
 //! failure, issuing a code under a resend limit) is one atomic step of the backend.
 //! The embedded (redb, file-backed) backend is the default.
 
@@ -52,8 +52,16 @@ pub struct Share {
     pub version: String,
     /// Policy profile.
     pub profile: String,
-    /// Who created it, as the guest sees it (from the API key, or the request).
+    /// Who created it, as the guest sees it: a display name checked at creation.
     pub created_by: String,
+    /// Who owns it for the admin API: the API key's name, or `key/staff` for a key that
+    /// acts for the app's signed-in staff. A sharer sees and revokes only its own.
+    #[serde(default)]
+    pub owner: String,
+    /// The guest's last request, as last written (at most hourly, for stale-access
+    /// review); the live value is in the index.
+    #[serde(default)]
+    pub last_used_at: Option<u64>,
     /// How the guest reaches the sharer (an email address), when given.
     #[serde(default)]
     pub contact: Option<String>,
@@ -74,7 +82,78 @@ pub struct Share {
     /// Locked after the failure budget is spent; only staff can unlock (re-share).
     pub locked: bool,
     /// Code sends in the last hour (unix seconds), for the resend limits.
+    #[serde(deserialize_with = "seq_or_empty_map")]
     pub sends: Vec<u64>,
+}
+
+/// A list that Redis' Lua `cjson` may have re-encoded as `{}` when it was empty (it
+/// cannot tell an empty array from an empty object).
+fn seq_or_empty_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum SeqOrMap {
+        Seq(Vec<u64>),
+        Map(std::collections::BTreeMap<String, u64>),
+    }
+    Ok(match SeqOrMap::deserialize(d)? {
+        SeqOrMap::Seq(v) => v,
+        SeqOrMap::Map(m) => m.into_values().collect(),
+    })
+}
+
+/// Whether a guest account has been used yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestStatus {
+    /// Created (by an admin, or by a first share); no code verified yet.
+    Invited,
+    /// A code was verified at least once.
+    Accepted,
+}
+
+/// A guest account: the person, before and across their shares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestAccount {
+    /// Email, trimmed and lower-cased: the account's key.
+    pub email: String,
+    /// First name ("" when the account came from a share).
+    #[serde(default)]
+    pub first_name: String,
+    /// Last name.
+    #[serde(default)]
+    pub last_name: String,
+    /// Invited or accepted.
+    pub status: GuestStatus,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Who created it (API key, or the share that did).
+    pub created_by: String,
+    /// First verified code.
+    pub accepted_at: Option<u64>,
+}
+
+impl GuestAccount {
+    /// An invited account with the names given.
+    pub fn invited(email: &str, first: &str, last: &str, by: &str, now: u64) -> Self {
+        Self {
+            email: email.to_string(),
+            first_name: first.to_string(),
+            last_name: last.to_string(),
+            status: GuestStatus::Invited,
+            created_at: now,
+            created_by: by.to_string(),
+            accepted_at: None,
+        }
+    }
+
+    /// The account of a guest who verified a share made before accounts existed.
+    pub fn accepted_without_names(email: &str, now: u64) -> Self {
+        Self {
+            status: GuestStatus::Accepted,
+            accepted_at: Some(now),
+            ..Self::invited(email, "", "", "share", now)
+        }
+    }
 }
 
 impl Share {
@@ -90,6 +169,8 @@ impl Share {
             version: version.into(),
             profile: profile.into(),
             created_by: String::new(),
+            owner: String::new(),
+            last_used_at: None,
             contact: None,
             created_at: now,
             expires_at,
@@ -217,6 +298,17 @@ pub trait Store: Send + Sync {
     ) -> Result<CodeCheck, StoreError>;
     /// Counts one code check from `client` in the current minute; returns the count so far.
     async fn count_verify(&self, client: &str, now: u64) -> Result<u32, StoreError>;
+    /// Records the guest's last use of a share (kept if an earlier write said later).
+    async fn touch(&self, id: &str, at: u64) -> Result<(), StoreError>;
+    /// Creates a guest account unless one exists for the email; true when created.
+    async fn create_guest(&self, guest: &GuestAccount) -> Result<bool, StoreError>;
+    /// One guest account.
+    async fn guest(&self, email: &str) -> Result<Option<GuestAccount>, StoreError>;
+    /// Every guest account.
+    async fn all_guests(&self) -> Result<Vec<GuestAccount>, StoreError>;
+    /// Marks an account accepted at its first verified code (creating it, accepted, when
+    /// the share predates accounts); later calls change nothing.
+    async fn accept_guest(&self, email: &str, now: u64) -> Result<(), StoreError>;
 }
 
 /// Per-minute counters kept in memory (for a single instance).
@@ -261,5 +353,17 @@ mod tests {
             (1, 2, 1)
         );
         assert_eq!(c.count("ip", 180), 1);
+    }
+
+    /// Redis' Lua cjson writes an empty list back as `{}`: still an empty list.
+    #[test]
+    fn a_share_reencoded_by_lua_decodes() {
+        let mut v =
+            serde_json::to_value(Share::pending("s", "g@x", ["1", "2", "p"], 1, 2)).unwrap();
+        v["sends"] = serde_json::json!({});
+        let s: Share = serde_json::from_value(v.clone()).unwrap();
+        assert!(s.sends.is_empty());
+        v["sends"] = serde_json::json!([5, 6]);
+        assert_eq!(serde_json::from_value::<Share>(v).unwrap().sends, [5, 6]);
     }
 }

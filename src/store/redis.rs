@@ -19,8 +19,8 @@ use redis::{AsyncCommands, Script};
 pub use super::redis_link::RedisEndpoint;
 use super::redis_link::{Link, LinkSettings};
 use super::{
-    CodeCheck, CodeLimits, IssueOutcome, PendingCode, Share, ShareIndex, ShareStatus, Store,
-    StoreError,
+    CodeCheck, CodeLimits, GuestAccount, IssueOutcome, PendingCode, Share, ShareIndex, ShareStatus,
+    Store, StoreError,
 };
 
 const CREATE: &str = r"
@@ -30,6 +30,35 @@ redis.call('SADD', KEYS[3], ARGV[2])
 local g = redis.call('INCR', KEYS[4])
 redis.call('PUBLISH', ARGV[3], g .. ' ' .. ARGV[2] .. ' ' .. ARGV[4])
 return g
+";
+
+/// The guest's last use, never moved back; no generation bump: replicas keep their own
+/// live value, and this one only serves the stale-access review.
+const TOUCH: &str = r"
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local s = cjson.decode(raw)
+local at = tonumber(ARGV[1])
+if s.last_used_at == nil or s.last_used_at == cjson.null or s.last_used_at < at then
+  s.last_used_at = at
+  redis.call('SET', KEYS[1], cjson.encode(s))
+end
+return 1
+";
+
+/// Invited → accepted once; an unknown email gets the accepted account in ARGV[3].
+const ACCEPT_GUEST: &str = r"
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw then
+  local g = cjson.decode(raw)
+  if g.status == 'accepted' then return 0 end
+  g.status = 'accepted'
+  g.accepted_at = tonumber(ARGV[2])
+  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(g))
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+end
+return 1
 ";
 
 const REVOKE: &str = r"
@@ -149,6 +178,8 @@ pub struct RedisStore {
     issue: Script,
     check: Script,
     count: Script,
+    touch: Script,
+    accept: Script,
 }
 
 /// Wall-clock milliseconds, carried in change messages to measure propagation.
@@ -162,8 +193,12 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-fn decode(raw: &str) -> Result<Share, StoreError> {
+fn decode<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, StoreError> {
     serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 impl RedisStore {
@@ -173,6 +208,10 @@ impl RedisStore {
 
     fn set_key(&self) -> String {
         format!("{}shares", self.cfg.prefix)
+    }
+
+    fn guests_key(&self) -> String {
+        format!("{}guests", self.cfg.prefix)
     }
 
     fn gen_key(&self) -> String {
@@ -219,6 +258,8 @@ impl RedisStore {
             issue: Script::new(ISSUE_CODE),
             check: Script::new(CHECK_CODE),
             count: Script::new(COUNT),
+            touch: Script::new(TOUCH),
+            accept: Script::new(ACCEPT_GUEST),
         })
     }
 
@@ -438,6 +479,69 @@ impl Store for RedisStore {
                 .invoke_async(&mut c)
                 .await
                 .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn touch(&self, id: &str, at: u64) -> Result<(), StoreError> {
+        let mut c = self.link.conn();
+        let script = self.touch.clone();
+        let key = self.key("share", id);
+        self.on_rt(async move {
+            let _: i64 = script
+                .key(key)
+                .arg(at)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_guest(&self, guest: &GuestAccount) -> Result<bool, StoreError> {
+        let mut c = self.link.conn();
+        let (key, email, json) = (self.guests_key(), guest.email.clone(), encode(guest)?);
+        self.on_rt(async move { c.hset_nx(&key, email, json).await.map_err(unavailable) })
+            .await
+    }
+
+    async fn guest(&self, email: &str) -> Result<Option<GuestAccount>, StoreError> {
+        let mut c = self.link.conn();
+        let (key, email) = (self.guests_key(), email.to_string());
+        self.on_rt(async move {
+            let raw: Option<String> = c.hget(&key, email).await.map_err(unavailable)?;
+            raw.as_deref().map(decode).transpose()
+        })
+        .await
+    }
+
+    async fn all_guests(&self) -> Result<Vec<GuestAccount>, StoreError> {
+        let mut c = self.link.conn();
+        let key = self.guests_key();
+        self.on_rt(async move {
+            let raws: Vec<String> = c.hvals(&key).await.map_err(unavailable)?;
+            raws.iter().map(|r| decode(r)).collect()
+        })
+        .await
+    }
+
+    async fn accept_guest(&self, email: &str, now: u64) -> Result<(), StoreError> {
+        let mut c = self.link.conn();
+        let script = self.accept.clone();
+        let key = self.guests_key();
+        let fresh = encode(&GuestAccount::accepted_without_names(email, now))?;
+        let email = email.to_string();
+        self.on_rt(async move {
+            let _: i64 = script
+                .key(key)
+                .arg(email)
+                .arg(now)
+                .arg(fresh)
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
         })
         .await
     }

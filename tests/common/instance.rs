@@ -31,7 +31,7 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
-fn seed(store_path: &Path, redis: Option<&RedisEndpoint>) {
+fn seed(store_path: &Path, redis: Option<&RedisEndpoint>, extra: &[Share]) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -56,27 +56,23 @@ fn seed(store_path: &Path, redis: Option<&RedisEndpoint>) {
                 .expect("connect redis"),
             ),
         };
-        for (id, case, version, profile) in SEEDED {
-            let share = Share {
-                id: id.to_string(),
-                email: "expert@clinic.example".into(),
-                case: case.to_string(),
-                version: version.to_string(),
-                profile: profile.to_string(),
-                created_by: "seed".into(),
-                contact: None,
-                created_at: unix_now(),
-                expires_at: unix_now() + 3600,
-                status: ShareStatus::Active,
-                accepted_at: Some(unix_now()),
-                revoked_at: None,
-                revoked_by: None,
-                failures: 0,
-                locked: false,
-                sends: vec![],
-            };
+        let now = unix_now();
+        let seeded = SEEDED.iter().map(|(id, case, version, profile)| Share {
+            created_by: "seed".into(),
+            owner: "case-app".into(),
+            status: ShareStatus::Active,
+            accepted_at: Some(now),
+            ..Share::pending(
+                id,
+                "expert@clinic.example",
+                [case, version, profile],
+                now,
+                now + 3600,
+            )
+        });
+        for share in seeded.chain(extra.iter().cloned()) {
             store
-                .create_share(&share, &format!("seed-token-{id}"))
+                .create_share(&share, &format!("seed-token-{}", share.id))
                 .await
                 .expect("seed");
         }
@@ -111,6 +107,10 @@ pub struct Opts {
     pub app_args: Vec<String>,
     /// Extra sections appended to the config (`[assertion]`, ...).
     pub extra_config: String,
+    /// Shares in the store before start, besides the usual three.
+    pub seed_shares: Vec<Share>,
+    /// Extra lines for the `[audit]` section.
+    pub audit_config: String,
 }
 
 impl Default for Opts {
@@ -130,6 +130,8 @@ impl Default for Opts {
             listen_config: String::new(),
             app_args: Vec::new(),
             extra_config: String::new(),
+            seed_shares: Vec::new(),
+            audit_config: String::new(),
         }
     }
 }
@@ -242,11 +244,12 @@ impl Instance {
              [policies]\ndir = \"{policies}\"\n\
              [session]\nkey_file = \"{key_file}\"\nsecure_cookie = {secure}\n\
              [store]\n{store}\n\
-             [audit]\npath = \"{audit}\"\nflush_interval = \"10ms\"\n\
+             [audit]\npath = \"{audit}\"\nflush_interval = \"10ms\"\n{audit_config}\n\
              [guest]\npublic_url = \"{scheme}://127.0.0.1:{port}\"\npublic_hosts = [\"app.test\"]\n{guest}\n\
              [mail]\n{mail}\n{tls}\n{extra}",
             mode = opts.mode,
             extra = opts.extra_config,
+            audit_config = opts.audit_config,
             app = opts.upstream.unwrap_or(app.addr),
             upstream_config = opts.upstream_config,
             listen_config = opts.listen_config,
@@ -277,7 +280,11 @@ impl Instance {
         );
         let cfg_path = dir.path().join("guestgate.toml");
         std::fs::write(&cfg_path, config).expect("write config");
-        seed(&dir.path().join("state.redb"), opts.redis.as_ref());
+        seed(
+            &dir.path().join("state.redb"),
+            opts.redis.as_ref(),
+            &opts.seed_shares,
+        );
         let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let stderr = dir.path().join("guestgate.stderr");
@@ -308,6 +315,23 @@ impl Instance {
         });
         let cfg = self.dir.path().join("guestgate.toml");
         self.proc = spawn(&cfg, &self.stderr, self.admin, self.addr);
+    }
+
+    /// Stops guestgate the way an orchestrator does (SIGTERM) and waits for it to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        wait_for("guestgate to exit", Duration::from_secs(20), || {
+            self.try_exit()
+        })
+    }
+
+    /// Starts guestgate again on the same config, state and ports (after it stopped).
+    pub fn start_again(&mut self) {
+        self.restart();
     }
 
     /// The exit status, once the process has ended.
@@ -371,12 +395,14 @@ impl Instance {
         self.raw(&request(method, target, cookie, extra))
     }
 
-    /// Audit lines written so far.
+    /// Decision lines written so far: the chain's own records (start, stop, key
+    /// changes, `"kind":"audit"`) are left out, so tests count decisions.
     pub fn audit(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.dir.path().join("audit.log"))
             .unwrap_or_default()
             .lines()
-            .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("audit line is JSON"))
+            .filter(|line| line["kind"] != "audit")
             .collect()
     }
 

@@ -1,18 +1,21 @@
 //! The share flows over the store: create a share and send its invitation, issue and
-//! check one-time codes, revoke one share or every share of a guest, list shares and
-//! guests. After every store write the local [`ShareIndex`] is updated, so the proxy
-//! sees a revocation on its very next request.
+//! check one-time codes, revoke one share or every share of a guest, list shares. After
+//! every store write the local [`ShareIndex`] is updated, so the proxy sees a revocation
+//! on its very next request. Guest accounts, the guest directory and the stale-access
+//! review are in `review.rs`; names people read are checked in `names.rs`.
 
-use std::collections::BTreeMap;
+pub mod names;
+mod review;
+
+pub use review::{GuestSummary, Stale};
+
 use std::sync::Arc;
 use std::time::Duration;
-
-use serde::Serialize;
 
 use crate::mail::{Invitation, Mailer};
 use crate::otp::{self, CodeKey};
 use crate::reload::LivePolicies;
-use crate::stamp::{human, random_hex, rfc3339};
+use crate::stamp::{human, random_hex};
 use crate::store::{
     CodeCheck, CodeLimits, IssueOutcome, PendingCode, Share, ShareIndex, ShareStatus, Store,
     StoreError,
@@ -44,6 +47,19 @@ pub struct GuestConfig {
     pub public_hosts: Vec<String>,
     /// `Lax` or `Strict`.
     pub same_site: crate::session::SameSite,
+    /// Whom sharers may share with: anyone (an account is made on the first share), or
+    /// only guests an admin created first.
+    pub share_with: ShareWith,
+}
+
+/// `guest.share_with`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ShareWith {
+    /// Any email; the first share creates an invited account (the Sky flow).
+    Anyone,
+    /// Only emails with a guest account an admin created (the CaseScribe flow).
+    ExistingGuests,
 }
 
 /// What a share lets the guest do, in words, without hedging (from the profile's `can`
@@ -67,9 +83,12 @@ pub enum ShareError {
         /// What is wrong.
         why: String,
     },
-    /// No such share.
+    /// No such share (or not one the caller may see).
     #[error("no such share")]
     NotFound,
+    /// It exists already.
+    #[error("{0}")]
+    Exists(String),
     /// The store failed: the caller fails closed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -90,10 +109,15 @@ pub struct NewShare {
     pub expires_in: Option<u64>,
     /// Send the invitation (default true).
     pub notify: bool,
-    /// Actor.
+    /// Who shared, as the guest sees it (a display name, checked).
     pub created_by: String,
     /// How the guest reaches the sharer (an email address).
     pub contact: Option<String>,
+    /// The caller that owns it (API key, or key/staff).
+    pub owner: String,
+    /// An admin key: may share with an email that has no guest account yet, whatever
+    /// `guest.share_with` says.
+    pub by_admin: bool,
 }
 
 /// A created share, with its link (the code is never returned).
@@ -125,21 +149,6 @@ pub enum EmailOutcome {
     Unusable,
 }
 
-/// One guest in the directory.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct GuestSummary {
-    /// Email.
-    pub email: String,
-    /// Always `guest`.
-    pub role: &'static str,
-    /// Active (verified, unexpired, unrevoked) shares.
-    pub active_shares: usize,
-    /// Pending (not yet verified) shares.
-    pub pending_shares: usize,
-    /// Last request through any of their shares (RFC 3339), if any since start.
-    pub last_access: Option<String>,
-}
-
 /// Filters for listing shares.
 #[derive(Debug, Default, Clone)]
 pub struct ShareFilter {
@@ -151,6 +160,8 @@ pub struct ShareFilter {
     pub email: Option<String>,
     /// Effective status (`pending`, `active`, `revoked`, `expired`).
     pub status: Option<String>,
+    /// Only shares this caller owns (sharer keys).
+    pub owner: Option<String>,
 }
 
 /// The share service.
@@ -306,15 +317,11 @@ impl Shares {
                 ),
             });
         }
-        if req.created_by.is_empty()
-            || req.created_by.len() > 254
-            || req.created_by.chars().any(char::is_control)
-        {
-            return Err(ShareError::Invalid {
+        let created_by =
+            names::person_name(&req.created_by).map_err(|why| ShareError::Invalid {
                 field: "created_by",
-                why: "1 to 254 printable characters".into(),
-            });
-        }
+                why: format!("the sharer's name, as the guest reads it: {why}"),
+            })?;
         let contact = req
             .contact
             .as_deref()
@@ -326,10 +333,13 @@ impl Shares {
                 })
             })
             .transpose()?;
+        self.admit_guest(&email, &req.owner, req.by_admin, now)
+            .await?;
         let token = otp::new_link_token();
         let id = format!("sh_{}", random_hex(12));
         let share = Share {
-            created_by: req.created_by,
+            created_by,
+            owner: req.owner,
             contact,
             ..Share::pending(
                 &id,
@@ -437,6 +447,11 @@ impl Shares {
             .await?;
         if let CodeCheck::Verified(s) = &outcome {
             self.index.upsert(s);
+            // The account is accepted at its first verified code. The guest is in either
+            // way; a failure here only leaves the directory saying "invited".
+            if let Err(e) = self.store.accept_guest(&s.email, now).await {
+                tracing::warn!(error = %e, share = %s.id, "could not mark the guest account accepted");
+            }
         }
         Ok(outcome)
     }
@@ -458,8 +473,17 @@ impl Shares {
         self.store.count_verify(client, now).await
     }
 
-    /// Revokes one share (idempotent).
-    pub async fn revoke(&self, id: &str, by: &str, now: u64) -> Result<Share, ShareError> {
+    /// Revokes one share (idempotent). With `owner`, only a share that caller owns.
+    pub async fn revoke(
+        &self,
+        id: &str,
+        by: &str,
+        now: u64,
+        owner: Option<&str>,
+    ) -> Result<Share, ShareError> {
+        if owner.is_some() {
+            self.get(id, owner).await?;
+        }
         let share = self
             .store
             .revoke(id, by, now)
@@ -484,15 +508,25 @@ impl Shares {
         let mut revoked = Vec::new();
         for s in self.store.all_shares().await? {
             if s.email == email && s.status != ShareStatus::Revoked {
-                revoked.push(self.revoke(&s.id, by, now).await?);
+                revoked.push(self.revoke(&s.id, by, now, None).await?);
             }
         }
         Ok(revoked)
     }
 
-    /// One share.
-    pub async fn get(&self, id: &str) -> Result<Share, ShareError> {
-        self.store.share(id).await?.ok_or(ShareError::NotFound)
+    /// One share; with `owner`, only if that caller owns it (else "no such share", so a
+    /// sharer learns nothing of others' shares).
+    pub async fn get(&self, id: &str, owner: Option<&str>) -> Result<Share, ShareError> {
+        self.store
+            .share(id)
+            .await?
+            .filter(|s| owner.is_none_or(|o| s.owner == o))
+            .ok_or(ShareError::NotFound)
+    }
+
+    /// Records a guest's use of a share, for the stale-access review.
+    pub async fn touch(&self, id: &str, now: u64) -> Result<(), StoreError> {
+        self.store.touch(id, now).await
     }
 
     /// Shares matching a filter, newest first.
@@ -506,6 +540,7 @@ impl Shares {
             .filter(|s| f.case.as_ref().is_none_or(|c| &s.case == c))
             .filter(|s| f.version.as_ref().is_none_or(|v| &s.version == v))
             .filter(|s| email.as_ref().is_none_or(|e| &s.email == e))
+            .filter(|s| f.owner.as_ref().is_none_or(|o| &s.owner == o))
             .filter(|s| {
                 f.status
                     .as_ref()
@@ -514,36 +549,6 @@ impl Shares {
             .collect();
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         Ok(out)
-    }
-
-    /// Every guest, with share counts and last access.
-    pub async fn guests(&self, now: u64) -> Result<Vec<GuestSummary>, ShareError> {
-        let mut by_email: BTreeMap<String, (GuestSummary, u64)> = BTreeMap::new();
-        for s in self.store.all_shares().await? {
-            let (g, last) = by_email.entry(s.email.clone()).or_insert_with(|| {
-                let summary = GuestSummary {
-                    email: s.email.clone(),
-                    role: "guest",
-                    active_shares: 0,
-                    pending_shares: 0,
-                    last_access: None,
-                };
-                (summary, 0)
-            });
-            match s.effective_status(now) {
-                "active" => g.active_shares += 1,
-                "pending" => g.pending_shares += 1,
-                _ => {}
-            }
-            *last = (*last).max(self.index.last_access(&s.id));
-        }
-        Ok(by_email
-            .into_values()
-            .map(|(mut g, last)| {
-                g.last_access = (last > 0).then(|| rfc3339(last));
-                g
-            })
-            .collect())
     }
 }
 
