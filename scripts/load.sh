@@ -1,75 +1,200 @@
 #!/usr/bin/env bash
-# Load run: wrk against guestgate (a guest session, an allowed request) and against a
-# bare pingora pass-through, same pingora version, same upstream (the sample app),
-# same run, alternating so drift hits both. Prints requests/s and the ratio.
-#   ./scripts/load.sh [duration-seconds] [connections] [rounds]
+# Load run: proxy CPU per request, guestgate against a bare pingora pass-through (same
+# pingora, same upstream, same run), from /proc, over interleaved rounds.
+#
+#   ./scripts/load.sh [seconds-per-run] [connections] [rounds] [sessions]
+#
+# Variants, each driven by wrk with one connection pool for `seconds` per round:
+#   bare     examples/passthrough (pingora, no filters)
+#   pass     guestgate, a request without a guest session (mixed mode: passed through)
+#   allow    guestgate, a guest session, a request its share allows
+#   deny     guestgate, the same session, another case's document (refused by guestgate)
+#   nginx    nginx proxy_pass with keepalive, one worker (only when nginx is installed)
+# guestgate runs the shipped config/guestgate.toml (log level, audit file, policies), with
+# only addresses, paths and one worker thread overridden, as in the environment.
+#
+# Each proxy is pinned to CPU 0 and wrk and the app to the others where `taskset` works,
+# so the proxy's CPU is its own. CPU is utime+stime of every thread of the proxy
+# (/proc/PID/stat) across the run, divided by the requests wrk completed. The order of
+# variants rotates each round; the median per variant is reported, and the ratio
+# bare/variant ("0.90x" = the variant needs 1/0.9 of bare pingora's CPU per request).
+#
+# Then memory: RSS of guestgate after `sessions` (10000) distinct guest sessions, each
+# with its own share, have each made requests (every token in the verified-token cache).
 # Only loopback addresses are used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dur=${1:-10}; conns=${2:-32}; rounds=${3:-3}
-./scripts/setup.sh
+dur=${1:-5}; conns=${2:-32}; rounds=${3:-5}; sessions=${4:-10000}
+./scripts/setup.sh >/dev/null
 cargo build --quiet --release --bins --example passthrough
-bin=target/release
+bin=$PWD/target/release
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-"$bin/guestgate-sample-app" --listen 127.0.0.1:3900 > "$work/app.log" 2>&1 & pids+=($!)
-"$bin/examples/passthrough" --listen 127.0.0.1:3901 --upstream 127.0.0.1:3900 --threads 1 > "$work/pt.log" 2>&1 & pids+=($!)
+cores=$(nproc)
+pin_proxy=(); pin_load=()
+if command -v taskset >/dev/null 2>&1 && [ "$cores" -ge 2 ] && taskset -c 0 true 2>/dev/null; then
+  pin_proxy=(taskset -c 0); pin_load=(taskset -c "1-$((cores - 1))")
+fi
+
+"${pin_load[@]}" "$bin/guestgate-sample-app" --listen 127.0.0.1:3900 > "$work/app.log" 2>&1 & pids+=($!)
+"${pin_proxy[@]}" "$bin/examples/passthrough" --listen 127.0.0.1:3901 --upstream 127.0.0.1:3900 --threads 1 \
+  > "$work/pt.log" 2>&1 & bare_pid=$!; pids+=($!)
+
+# The shipped config, run from a copy so its relative paths land in the work dir.
+mkdir -p "$work/config"
+cp config/guestgate.toml "$work/config/guestgate.toml"
 key=load-admin-key
-cat > "$work/guestgate.toml" <<CFG
-mode = "mixed"
-[listen]
-address = "127.0.0.1:3902"
-threads = 1
-[admin]
-address = "127.0.0.1:3903"
+cat >> "$work/config/guestgate.toml" <<CFG
+
 [[admin.keys]]
 name = "load"
 role = "admin"
 sha256 = "$(printf %s "$key" | sha256sum | cut -d' ' -f1)"
-[guest]
-public_url = "http://127.0.0.1:3902"
-verify_per_ip_per_minute = 1000
-[mail]
-outbox = "outbox"
-[upstream]
-address = "127.0.0.1:3900"
-[policies]
-dir = "$PWD/policies"
-[session]
-key_file = "session.key"
-secure_cookie = false
-[audit]
-path = "audit.log"
-[log]
-level = "warn"
 CFG
-"$bin/guestgate" serve --config "$work/guestgate.toml" 2> "$work/gg.log" & pids+=($!)
+export GUESTGATE_LISTEN__ADDRESS=127.0.0.1:3902 GUESTGATE_LISTEN__THREADS=1 \
+  GUESTGATE_ADMIN__ADDRESS=127.0.0.1:3903 GUESTGATE_UPSTREAM__ADDRESS=127.0.0.1:3900 \
+  GUESTGATE_GUEST__PUBLIC_URL=http://127.0.0.1:3902 GUESTGATE_GUEST__VERIFY_PER_IP_PER_MINUTE=1000000 \
+  GUESTGATE_POLICIES__DIR="$PWD/policies" GUESTGATE_GUEST__MAX_SHARE_LIFETIME=90d
+"${pin_proxy[@]}" "$bin/guestgate" serve --config "$work/config/guestgate.toml" 2> "$work/gg.log" & gg_pid=$!; pids+=($!)
 for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:3903/readyz >/dev/null 2>&1 && break; sleep 0.1; done
-# A real share through the real flow: admin API, code from the outbox, verification.
-link=$(curl -fsS -H "Authorization: Bearer $key" -d '{"email":"load@example.test","case":"42","version":"3"}' \
-  http://127.0.0.1:3903/admin/v1/shares | sed -n 's/.*"link":"\([^"]*\)".*/\1/p')
-code=$(cat "$work"/outbox/*.eml | tr -d '\r' | sed -n 's/.*this code: \([0-9]\{6\}\).*/\1/p' | head -n 1)
-token=$(curl -fsS -o /dev/null -D - -H 'Origin: http://127.0.0.1:3902' -d "code=$code" "$link/verify" \
-  | sed -n 's/^[Ss]et-[Cc]ookie: guestgate_session=\([^;]*\);.*/\1/p')
-[ -n "$token" ] || { echo "could not verify the load share"; exit 1; }
-path=/api/cases/42/versions/3/documents/1
-curl -fsS -o /dev/null -H "Cookie: guestgate_session=$token" "http://127.0.0.1:3902$path"
-curl -fsS -o /dev/null "http://127.0.0.1:3901$path"
 
-rps() { wrk -t1 -c"$conns" -d"${dur}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
-echo "wrk -t1 -c$conns -d${dur}s, $rounds rounds, GET $path (1 proxy thread each)"
-gg_total=0; pt_total=0
+nginx_pid=""
+if command -v nginx >/dev/null 2>&1; then
+  mkdir -p "$work/nginx"
+  cat > "$work/nginx/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream app { server 127.0.0.1:3900; keepalive 64; }
+  server {
+    listen 127.0.0.1:3904;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGX
+  "${pin_proxy[@]}" nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" & pids+=($!)
+  sleep 0.5
+  nginx_pid=$(pgrep -P "$(cat "$work/nginx/nginx.pid")" | head -n 1 || true)
+fi
+
+# A real share through the real flow: admin API, code from the outbox, verification.
+share() {  # share EMAIL CASE VERSION -> prints the session token
+  local link code
+  link=$(curl -fsS -H "Authorization: Bearer $key" \
+    -d "{\"email\":\"$1\",\"case\":\"$2\",\"version\":\"$3\",\"expires_in\":2592000}" \
+    http://127.0.0.1:3903/admin/v1/shares | sed -n 's/.*"link":"\([^"]*\)".*/\1/p')
+  code=$(grep -l "$1" "$work"/var/outbox/*.eml | xargs cat | tr -d '\r' | sed -n 's/.*this code: \([0-9]\{6\}\).*/\1/p' | tail -n 1)
+  curl -fsS -o /dev/null -D - -H 'Origin: http://127.0.0.1:3902' -d "code=$code" "$link/verify" \
+    | sed -n 's/^[Ss]et-[Cc]ookie: guestgate_session=\([^;]*\);.*/\1/p'
+}
+token=$(share load@example.test 42 3)
+[ -n "$token" ] || { echo "could not verify the load share"; tail "$work/gg.log"; exit 1; }
+allowed=/api/cases/42/versions/3/documents/1
+denied=/api/cases/7/versions/2/documents/1
+check() { # check EXPECTED-STATUS URL [curl args]
+  local want=$1 url=$2; shift 2
+  local got; got=$(curl -s -o /dev/null -w '%{http_code}' "$@" "$url")
+  [ "$got" = "$want" ] || { echo "load: $url answered $got, not $want"; exit 1; }
+}
+check 200 "http://127.0.0.1:3901$allowed"
+check 200 "http://127.0.0.1:3902$allowed"
+check 200 "http://127.0.0.1:3902$allowed" -H "Cookie: guestgate_session=$token"
+check 403 "http://127.0.0.1:3902$denied" -H "Cookie: guestgate_session=$token"
+[ -z "$nginx_pid" ] || check 200 "http://127.0.0.1:3904$allowed"
+
+ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+declare -A pid_of url_of hdr_of
+pid_of=([bare]=$bare_pid [pass]=$gg_pid [allow]=$gg_pid [deny]=$gg_pid)
+url_of=([bare]="http://127.0.0.1:3901$allowed" [pass]="http://127.0.0.1:3902$allowed"
+        [allow]="http://127.0.0.1:3902$allowed" [deny]="http://127.0.0.1:3902$denied")
+hdr_of=([bare]="X-Load: bare" [pass]="X-Load: pass" [allow]="Cookie: guestgate_session=$token"
+        [deny]="Cookie: guestgate_session=$token")
+variants=(bare pass allow deny)
+if [ -n "$nginx_pid" ]; then
+  variants+=(nginx); pid_of[nginx]=$nginx_pid; url_of[nginx]="http://127.0.0.1:3904$allowed"; hdr_of[nginx]="X-Load: nginx"
+fi
+
+run() { # run VARIANT -> prints "µs-per-request requests"
+  local v=$1 before after out n
+  before=$(cpu_ticks "${pid_of[$v]}")
+  out=$("${pin_load[@]}" wrk -t1 -c"$conns" -d"${dur}s" -H "${hdr_of[$v]}" "${url_of[$v]}")
+  after=$(cpu_ticks "${pid_of[$v]}")
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
+  echo "$(echo "($after - $before) * 1000000 / $ticks / $n" | bc -l) $n"
+}
+
+# warm every variant once (connections, caches, page faults) before measuring
+for v in "${variants[@]}"; do dur=1 run "$v" >/dev/null; done
+
+echo "$(date -u +%Y-%m-%d) $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "wrk -t1 -c$conns -d${dur}s per run, $rounds interleaved rounds; proxy pinned: ${pin_proxy[*]:-no}"
+declare -A samples
 for r in $(seq 1 "$rounds"); do
-  pt=$(rps "http://127.0.0.1:3901$path")
-  gg=$(rps -H "Cookie: guestgate_session=$token" "http://127.0.0.1:3902$path")
-  echo "round $r: passthrough $pt req/s, guestgate $gg req/s"
-  pt_total=$(echo "$pt_total + $pt" | bc -l); gg_total=$(echo "$gg_total + $gg" | bc -l)
+  n=${#variants[@]}; line="round $r:"
+  for i in $(seq 0 $((n - 1))); do
+    v=${variants[$(( (i + r) % n ))]}
+    read -r us reqs < <(run "$v")
+    samples[$v]+="$us "
+    line+=$(printf ' %s %.1f µs (%s req)' "$v" "$us" "$reqs")
+  done
+  echo "$line"
 done
-denied=$(grep -c '"decision":"deny"' "$work/audit.log" || true)
-allowed=$(grep -c '"decision":"allow"' "$work/audit.log" || true)
-printf 'mean: passthrough %.0f req/s, guestgate %.0f req/s, ratio guestgate/passthrough = %.3f\n' \
-  "$(echo "$pt_total / $rounds" | bc -l)" "$(echo "$gg_total / $rounds" | bc -l)" "$(echo "$gg_total / $pt_total" | bc -l)"
-echo "audit lines: allow=$allowed deny=$denied (every guestgate request is audited)"
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+bare_med=$(echo "${samples[bare]}" | median)
+echo
+printf '| %-6s | %-24s | %-16s |\n' variant "µs CPU / request (median)" "bare / variant"
+printf '|--------|--------------------------|------------------|\n'
+for v in "${variants[@]}"; do
+  med=$(echo "${samples[$v]}" | median)
+  printf '| %-6s | %24.1f | %15.2fx |\n' "$v" "$med" "$(echo "$bare_med / $med" | bc -l)"
+done
+
+# Memory with many sessions: a share and a verified session each, then one request each.
+echo
+echo "memory: RSS before sessions $(rss_kib "$gg_pid") KiB"
+python3 - "$work" "$key" "$sessions" <<'PY' > "$work/tokens"
+import glob, http.client, json, os, re, sys, urllib.parse
+work, key, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+admin = http.client.HTTPConnection("127.0.0.1", 3903)
+guest = http.client.HTTPConnection("127.0.0.1", 3902)
+outbox = os.path.join(work, "var", "outbox")
+seen = set(os.listdir(outbox))
+for i in range(n):
+    email = f"g{i}@load.example"
+    admin.request("POST", "/admin/v1/shares", json.dumps(
+        {"email": email, "case": "42", "version": "3", "expires_in": 2592000}),
+        {"Authorization": f"Bearer {key}"})
+    r = admin.getresponse(); body = json.loads(r.read())
+    path = urllib.parse.urlsplit(body["link"]).path
+    new = [f for f in os.listdir(outbox) if f not in seen]
+    seen.update(new)
+    text = "".join(open(os.path.join(outbox, f)).read() for f in new)
+    code = re.search(r"this code: (\d{6})", text).group(1)
+    guest.request("POST", path + "/verify", "code=" + code,
+                  {"Origin": "http://127.0.0.1:3902",
+                   "Content-Type": "application/x-www-form-urlencoded"})
+    r = guest.getresponse(); r.read()
+    cookie = r.getheader("Set-Cookie")
+    print(re.match(r"guestgate_session=([^;]+)", cookie).group(1))
+PY
+echo "memory: $(wc -l < "$work/tokens") sessions verified, RSS $(rss_kib "$gg_pid") KiB"
+python3 - "$work/tokens" <<'PY'
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", 3902)
+for t in open(sys.argv[1]).read().split():
+    c.request("GET", "/api/cases/42/versions/3/documents/1", headers={"Cookie": "guestgate_session=" + t})
+    r = c.getresponse(); r.read()
+    assert r.status == 200, r.status
+PY
+echo "memory: every session made a request (token cache full), RSS $(rss_kib "$gg_pid") KiB"

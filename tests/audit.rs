@@ -162,7 +162,9 @@ fn verify_finds_every_tampering_where_it_is_against_the_key_and_the_checkpoint()
         out.contains("the tail is proven only against a checkpoint"),
         "{out}"
     );
-    assert!(findings(Some(&last)).contains("truncated: the checkpoint saw 5 lines; the file has 3"));
+    assert!(
+        findings(Some(&last)).contains("truncated: the checkpoint saw 5 lines; the files have 3")
+    );
     // recomputed: every hash redone as an unkeyed SHA-256 chain verifies under no key
     let mut prev = "0".repeat(64);
     let mut redone = String::new();

@@ -82,6 +82,29 @@ fn fail(status: u16, error: &str, reason: impl Into<String>) -> Reply {
     ok(status, json!({"error": error, "reason": reason.into()}))
 }
 
+/// The `X-Guestgate-Staff` field lines of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staff<'a> {
+    /// None sent.
+    Absent,
+    /// Exactly one.
+    One(&'a [u8]),
+    /// More than one: refused, since an app that appends its own value after a
+    /// client's would otherwise act for whoever the client named.
+    Repeated,
+}
+
+impl<'a> Staff<'a> {
+    /// From every value of the header, in order.
+    pub fn from_values(mut values: impl Iterator<Item = &'a [u8]>) -> Self {
+        match (values.next(), values.next()) {
+            (None, _) => Self::Absent,
+            (Some(v), None) => Self::One(v),
+            (Some(_), Some(_)) => Self::Repeated,
+        }
+    }
+}
+
 /// What the router knows about the caller's request.
 pub struct Call<'a> {
     /// Method.
@@ -91,7 +114,7 @@ pub struct Call<'a> {
     /// `Authorization` header value.
     pub authorization: Option<&'a [u8]>,
     /// `X-Guestgate-Staff`: the app's signed-in staff member, for keys that act for staff.
-    pub staff: Option<&'a [u8]>,
+    pub staff: Staff<'a>,
     /// Body (already size-limited).
     pub body: &'a [u8],
     /// Request id for audit.
@@ -198,6 +221,8 @@ pub fn share_json(s: &Share, now: u64, last_access: u64) -> Value {
 struct Facts {
     action: &'static str,
     share: Option<Share>,
+    /// The share id the call named, kept when no share was found (probing shows).
+    share_id: Option<String>,
     guest: Option<String>,
     count: Option<usize>,
     reason: Option<String>,
@@ -243,21 +268,26 @@ impl AdminApi {
     }
 
     /// The caller behind a key and the staff header, or the refusal.
-    fn caller<'k>(&self, key: &'k ApiKey, staff: Option<&[u8]>) -> Result<Caller<'k>, Reply> {
+    fn caller<'k>(&self, key: &'k ApiKey, staff: Staff<'_>) -> Result<Caller<'k>, Reply> {
         match (key.acts_for_staff, staff) {
-            (false, None) => Ok(Caller { key, staff: None }),
-            (false, Some(_)) => Err(fail(
+            (_, Staff::Repeated) => Err(fail(
+                400,
+                "invalid_staff",
+                "X-Guestgate-Staff sent more than once: send exactly one",
+            )),
+            (false, Staff::Absent) => Ok(Caller { key, staff: None }),
+            (false, Staff::One(_)) => Err(fail(
                 400,
                 "staff_not_allowed",
                 "this key does not act for staff (admin.keys[].acts_for_staff); drop X-Guestgate-Staff",
             )),
-            (true, None) if key.role == Role::Admin => Ok(Caller { key, staff: None }),
-            (true, None) => Err(fail(
+            (true, Staff::Absent) if key.role == Role::Admin => Ok(Caller { key, staff: None }),
+            (true, Staff::Absent) => Err(fail(
                 400,
                 "staff_required",
                 "this key acts for staff: name the signed-in staff member in X-Guestgate-Staff",
             )),
-            (true, Some(raw)) => match staff_id(raw) {
+            (true, Staff::One(raw)) => match staff_id(raw) {
                 Some(s) => Ok(Caller {
                     key,
                     staff: Some(s),
@@ -316,7 +346,21 @@ impl AdminApi {
             },
             status: reply.status,
             reason: facts.reason.as_deref(),
-            share: facts.share.as_ref().map(|s| s.id.as_str()),
+            share: facts
+                .share
+                .as_ref()
+                .map(|s| s.id.as_str())
+                .or(facts.share_id.as_deref()),
+            created_by: facts
+                .share
+                .as_ref()
+                .filter(|_| facts.action == "share.create")
+                .map(|s| s.created_by.as_str()),
+            contact: facts
+                .share
+                .as_ref()
+                .filter(|_| facts.action == "share.create")
+                .and_then(|s| s.contact.as_deref()),
             guest: facts
                 .guest
                 .as_deref()
@@ -424,6 +468,7 @@ impl AdminApi {
             }
             ("GET", ["admin", "v1", "shares", id]) => {
                 facts.action = "share.show";
+                facts.share_id = Some(id.to_string());
                 match self.shares.get(id, scope).await {
                     Ok(s) => {
                         let body = self.json(&s, now);
@@ -435,6 +480,7 @@ impl AdminApi {
             }
             ("DELETE", ["admin", "v1", "shares", id]) => {
                 facts.action = "share.revoke";
+                facts.share_id = Some(id.to_string());
                 match self.shares.revoke(id, &caller.owner(), now, scope).await {
                     Ok(s) => {
                         facts.share = Some(s);
@@ -467,7 +513,12 @@ impl AdminApi {
                     )
                     .await
                 {
-                    Ok(g) => ok(201, json!(g)),
+                    Ok(g) => {
+                        let mut body = json!(g);
+                        body["created_at"] = json!(rfc3339(g.created_at));
+                        body["accepted_at"] = json!(g.accepted_at.map(rfc3339));
+                        ok(201, body)
+                    }
                     Err(e) => share_error(e),
                 }
             }
@@ -595,6 +646,7 @@ impl AdminApi {
                     "expires_at": rfc3339(c.share.expires_at),
                     "email": email,
                     "email_error": email_error,
+                    "owner": c.share.owner,
                 });
                 facts.share = Some(c.share);
                 facts.email = Some(email);
@@ -635,5 +687,19 @@ fn share_error(e: ShareError) -> Reply {
                 "the share store is unavailable; retry",
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Staff;
+
+    #[test]
+    fn a_staff_header_sent_twice_is_neither_value() {
+        let one: [&[u8]; 1] = [b"jane"];
+        let two: [&[u8]; 2] = [b"tom", b"jane"];
+        assert_eq!(Staff::from_values(std::iter::empty()), Staff::Absent);
+        assert_eq!(Staff::from_values(one.into_iter()), Staff::One(b"jane"));
+        assert_eq!(Staff::from_values(two.into_iter()), Staff::Repeated);
     }
 }

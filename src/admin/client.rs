@@ -45,9 +45,22 @@ impl AdminClient {
     }
 
     /// Names the staff member the key acts for (`X-Guestgate-Staff`).
-    pub fn acting_for(mut self, staff: Option<&str>) -> Self {
-        self.staff = staff.filter(|s| !s.is_empty()).map(String::from);
-        self
+    /// Refuses a value that is not a staff id the API accepts, so nothing but that id
+    /// (no line break, no second header) goes into the request.
+    pub fn acting_for(mut self, staff: Option<&str>) -> anyhow::Result<Self> {
+        if let Some(s) = staff.filter(|s| !s.is_empty()) {
+            if s.len() > 254
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"@._+-".contains(&b))
+            {
+                anyhow::bail!(
+                    "--staff / GUESTGATE_STAFF: 1 to 254 ASCII letters, digits and @ . _ + - (the app's id of the staff member)"
+                );
+            }
+            self.staff = Some(s.to_string());
+        }
+        Ok(self)
     }
 
     /// One call; returns status and JSON (Null for an empty body).

@@ -164,7 +164,12 @@ impl ServeHttp for AdminApp {
                     method: req.method.as_str(),
                     target: req.raw_path(),
                     authorization: req.headers.get("authorization").map(|v| v.as_bytes()),
-                    staff: req.headers.get("x-guestgate-staff").map(|v| v.as_bytes()),
+                    staff: api::Staff::from_values(
+                        req.headers
+                            .get_all("x-guestgate-staff")
+                            .iter()
+                            .map(|v| v.as_bytes()),
+                    ),
                     body: &body,
                     request_id: &request_id,
                 };

@@ -60,7 +60,10 @@ pub fn chain_line(key: &AuditKey, event: &[u8], prev: &str, out: &mut Vec<u8>) -
 
 /// Splits a chained line into (event JSON, prev, hash), if it has the chain suffix.
 pub fn unchain(line: &str) -> Option<(String, &str, &str)> {
-    if line.len() < SUFFIX_LEN + 2 || !line.ends_with("\"}") {
+    if line.len() < SUFFIX_LEN + 2
+        || !line.ends_with("\"}")
+        || !line.is_char_boundary(line.len() - SUFFIX_LEN)
+    {
         return None;
     }
     let (body, suffix) = line.split_at(line.len() - SUFFIX_LEN);
@@ -81,13 +84,14 @@ pub struct Tail {
     pub head: String,
     /// Id of the key that verifies the last line.
     pub key_id: Option<String>,
+    /// Whether the last line is a stop record (the last run shut down cleanly).
+    pub after_stop: bool,
 }
 
-/// Reads the tail of an audit file's chain.
-pub fn tail(text: &str, keys: &[AuditKey]) -> Tail {
-    let lines = text.lines().filter(|l| !l.is_empty()).count();
-    let last = text.lines().rev().find(|l| !l.is_empty()).and_then(unchain);
-    match last {
+/// Reads the tail of an audit file's chain: `lines` lines, the last one `last`. Read by
+/// streaming, so a large file costs no memory at start.
+pub fn tail(lines: usize, last: Option<&str>, keys: &[AuditKey]) -> Tail {
+    match last.and_then(unchain) {
         Some((event, prev, hash)) => Tail {
             lines,
             head: hash.to_string(),
@@ -95,11 +99,14 @@ pub fn tail(text: &str, keys: &[AuditKey]) -> Tail {
                 .iter()
                 .find(|k| k.link(prev, event.as_bytes()) == hash)
                 .map(|k| k.id.clone()),
+            after_stop: serde_json::from_str::<serde_json::Value>(&event)
+                .is_ok_and(|v| record(&v).0 == Record::Stop),
         },
         None => Tail {
             lines,
             head: GENESIS.to_string(),
             key_id: None,
+            after_stop: false,
         },
     }
 }
@@ -165,24 +172,69 @@ struct Entry<'a> {
     line: usize,
     parsed: Option<(String, &'a str, &'a str)>,
     valid: bool,
+    record: Record,
+}
+
+/// Which of the chain's own records a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Record {
+    Start,
+    Stop,
+    Event,
+}
+
+/// The kind of line, and for a start record the key it names.
+fn record(event: &serde_json::Value) -> (Record, Option<&str>) {
+    if event["kind"] != "audit" {
+        return (Record::Event, None);
+    }
+    match event["event"].as_str() {
+        Some("start") => (Record::Start, event["key_id"].as_str()),
+        Some("stop") => (Record::Stop, None),
+        _ => (Record::Event, None),
+    }
 }
 
 /// Verifies audit files read in order (oldest first) under the given keys, and the
 /// checkpoints of the last file. Every problem is reported, not only the first.
 pub fn verify(files: &[(String, String)], keys: &[AuditKey], checkpoints: &[Checkpoint]) -> Report {
     let mut entries: Vec<Entry<'_>> = Vec::new();
+    // After a start record only the key it names may write: a key rotated out cannot
+    // append lines after the rotation. Before any start record (older files), any key.
+    let mut writing: Option<&AuditKey> = None;
     for (f, (_, text)) in files.iter().enumerate() {
         for (i, line) in text.lines().enumerate() {
-            let parsed = unchain(line)
-                .filter(|(event, _, _)| serde_json::from_str::<serde_json::Value>(event).is_ok());
-            let valid = parsed.as_ref().is_some_and(|(event, prev, hash)| {
-                keys.iter().any(|k| k.link(prev, event.as_bytes()) == *hash)
+            let parsed = unchain(line).and_then(|(event, prev, hash)| {
+                let value = serde_json::from_str::<serde_json::Value>(&event).ok()?;
+                Some(((event, prev, hash), value))
             });
+            let (mut valid, mut kind) = (false, Record::Event);
+            if let Some(((event, prev, hash), value)) = &parsed {
+                let (k, named) = record(value);
+                kind = k;
+                let verifies = |key: &AuditKey| key.link(prev, event.as_bytes()) == *hash;
+                valid = match (kind, named) {
+                    (Record::Start, Some(id)) => {
+                        match keys.iter().find(|key| key.id == id && verifies(key)) {
+                            Some(key) => {
+                                writing = Some(key);
+                                true
+                            }
+                            None => false,
+                        }
+                    }
+                    _ => match writing {
+                        Some(key) => verifies(key),
+                        None => keys.iter().any(verifies),
+                    },
+                };
+            }
             entries.push(Entry {
                 file: f,
                 line: i + 1,
-                parsed,
+                parsed: parsed.map(|(p, _)| p),
                 valid,
+                record: kind,
             });
         }
     }
@@ -190,10 +242,11 @@ pub fn verify(files: &[(String, String)], keys: &[AuditKey], checkpoints: &[Chec
         lines: entries.len(),
         findings: Vec::new(),
     };
-    // Where each hash first stands in the files.
+    // Where each hash first stands in the files, among lines that verify: a forged line
+    // carrying a genuine line's hashes must not make the genuine line look moved.
     let mut position: HashMap<&str, usize> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
-        if let Some((_, _, h)) = &e.parsed {
+        if let (Some((_, _, h)), true) = (&e.parsed, e.valid) {
             position.entry(h).or_insert(i);
         }
     }
@@ -210,12 +263,12 @@ pub fn verify(files: &[(String, String)], keys: &[AuditKey], checkpoints: &[Chec
         format!("{}:{}", files[e.file].0, e.line)
     };
     let mut expected: Option<&str> = None;
+    let mut after_stop = false;
     for (i, e) in entries.iter().enumerate() {
         let Some((_, prev, hash)) = &e.parsed else {
             found(e, "malformed", "not a chained audit line".into());
             continue;
         };
-        let first_of_file = e.line == 1;
         if let Some(&j) = position.get(hash).filter(|&&j| j < i) {
             found(
                 e,
@@ -242,7 +295,18 @@ pub fn verify(files: &[(String, String)], keys: &[AuditKey], checkpoints: &[Chec
             }
             continue;
         }
-        let links = Some(*prev) == expected || (first_of_file && *prev == GENESIS);
+        if after_stop && e.record != Record::Start {
+            found(
+                e,
+                "inserted",
+                "it follows a stop record: after a stop, only a start record may come".into(),
+            );
+        }
+        after_stop = e.record == Record::Stop;
+        // Only the very first line may begin a chain: a file that starts one of its own
+        // further on (another process's `{pid}` file, a file rotated while stopped) hides
+        // whatever came before it, and is verified on its own.
+        let links = Some(*prev) == expected || (i == 0 && *prev == GENESIS);
         if !links {
             match position.get(prev) {
                 Some(&j) if j != i => {
@@ -251,36 +315,47 @@ pub fn verify(files: &[(String, String)], keys: &[AuditKey], checkpoints: &[Chec
                 _ if *prev == GENESIS => found(
                     e,
                     "dropped",
-                    "a chain restarts here: what it continued was removed".into(),
+                    "a new chain starts here: what came before it is not in the files given (verify a file that starts its own chain, such as another process's, on its own)".into(),
                 ),
                 _ => found(e, "dropped", "the line(s) it follows are missing".into()),
             }
         }
         expected = Some(hash);
     }
-    if let (Some((name, text)), false) = (files.last(), checkpoints.is_empty()) {
-        let hashes: Vec<Option<&str>> = text
-            .lines()
-            .map(|l| unchain(l).map(|(_, _, h)| h))
-            .collect();
+    // A checkpoint counts the lines the process wrote to its file, rotated parts
+    // included (copy-and-truncate): it indexes the files given, in order, as one.
+    if !checkpoints.is_empty() {
         for c in checkpoints {
-            let problem = match hashes.get(c.lines.wrapping_sub(1)) {
+            let problem = match entries.get(c.lines.wrapping_sub(1)) {
                 _ if c.lines == 0 => None,
                 None => Some(format!(
-                    "the checkpoint saw {} lines; the file has {}: its tail was cut",
+                    "the checkpoint saw {} lines; the files have {}: the tail was cut",
                     c.lines,
-                    hashes.len()
+                    entries.len()
                 )),
-                Some(h) if !h.is_some_and(|h| h.starts_with(c.head.as_str())) => Some(format!(
-                    "line {} is not the line the checkpoint saw: the tail was cut and rewritten",
-                    c.lines
-                )),
+                Some(e)
+                    if !e
+                        .parsed
+                        .as_ref()
+                        .is_some_and(|(_, _, h)| h.starts_with(c.head.as_str())) =>
+                {
+                    Some(format!(
+                        "line {} is not the line the checkpoint saw: the tail was cut and rewritten",
+                        c.lines
+                    ))
+                }
                 Some(_) => None,
             };
             if let Some(detail) = problem {
+                let (file, line) = match entries.get(c.lines.wrapping_sub(1)) {
+                    Some(e) => (e.file, e.line),
+                    None => entries
+                        .last()
+                        .map_or((files.len().saturating_sub(1), 1), |e| (e.file, e.line + 1)),
+                };
                 report.findings.push(Finding {
-                    file: name.clone(),
-                    line: c.lines.min(hashes.len() + 1),
+                    file: files.get(file).map_or_else(String::new, |f| f.0.clone()),
+                    line,
                     kind: "truncated",
                     detail,
                 });
@@ -481,13 +556,27 @@ mod tests {
         prev = chain_line(&old, br#"{"n":1}"#, &prev, &mut out);
         prev = chain_line(&old, br#"{"n":2}"#, &prev, &mut out);
         let first = String::from_utf8(std::mem::take(&mut out)).unwrap();
-        chain_line(
-            &new,
-            br#"{"kind":"audit","event":"start"}"#,
-            &prev,
-            &mut out,
+        let start = format!(
+            r#"{{"kind":"audit","event":"start","key_id":"{}"}}"#,
+            new.id
         );
-        let second = String::from_utf8(out).unwrap();
+        let after_rotation = chain_line(&new, start.as_bytes(), &prev, &mut out);
+        let second = String::from_utf8(out.clone()).unwrap();
+        // The rotated-out key cannot write after the start record that retired it.
+        chain_line(&old, br#"{"forged":1}"#, &after_rotation, &mut out);
+        let forged = String::from_utf8(out).unwrap();
+        let r = verify(
+            &[("1".to_string(), first.clone()), ("2".to_string(), forged)],
+            &[new.clone(), old.clone()],
+            &[],
+        );
+        assert_eq!(
+            r.findings
+                .iter()
+                .map(|f| (f.line, f.kind))
+                .collect::<Vec<_>>(),
+            [(2, "inserted")]
+        );
         let files = [
             ("1".to_string(), first.clone()),
             ("2".to_string(), second.clone()),
@@ -499,7 +588,63 @@ mod tests {
         // out of order: the second file's first line follows a line it cannot see
         let swapped = [("2".to_string(), second), ("1".to_string(), first)];
         let r = verify(&swapped, &[key(), AuditKey::new(&[9u8; 32])], &[]);
-        assert_eq!(r.findings[0].kind, "reordered");
+        assert_eq!((r.findings[0].file.as_str(), r.findings[0].line), ("2", 1));
+    }
+
+    #[test]
+    fn hostile_lines_are_findings_not_failures() {
+        // Multi-byte characters where the chain suffix would start: no panic, malformed.
+        let text = format!("{{\"a\":\"{}\"}}\n", "é".repeat(100));
+        assert_eq!(kinds(&text, &[]), [(1, "malformed")]);
+        // A forged decoy carrying a genuine line's hashes, placed before it: only the
+        // decoy is reported, the genuine lines stay in place.
+        let text = chain(EVENTS);
+        let lines: Vec<&str> = text.lines().collect();
+        let (_, prev, hash) = unchain(lines[2]).unwrap();
+        let decoy = format!(r#"{{"decoy":1,"prev":"{prev}","hash":"{hash}"}}"#);
+        let with_decoy = [lines[0], lines[1], &decoy, lines[2], lines[3], lines[4]].join("\n");
+        assert_eq!(kinds(&with_decoy, &[]), [(3, "inserted")]);
+    }
+
+    #[test]
+    fn stops_starts_and_new_chains_are_enforced() {
+        let k = key();
+        let start = format!(r#"{{"kind":"audit","event":"start","key_id":"{}"}}"#, k.id);
+        let stop = r#"{"kind":"audit","event":"stop"}"#;
+        let run = chain(&[&start, r#"{"n":1}"#, stop, &start, r#"{"n":2}"#, stop]);
+        assert_eq!(kinds(&run, &[]), []);
+        // a line appended after a stop, without a start: a writer that was not guestgate
+        let after = chain(&[&start, r#"{"n":1}"#, stop, r#"{"n":2}"#]);
+        assert_eq!(kinds(&after, &[]), [(4, "inserted")]);
+        // a second file that starts its own chain hides what came before it
+        let one = chain(&[&start, r#"{"n":1}"#]);
+        let other = start.replace("start\"", "start\",\"pid\":2");
+        let two = chain(&[&other, r#"{"n":2}"#]);
+        let r = verify(
+            &[("1".into(), one.clone()), ("2".into(), two.clone())],
+            &[k],
+            &[],
+        );
+        assert_eq!(
+            (r.findings[0].file.as_str(), r.findings[0].kind),
+            ("2", "dropped")
+        );
+        // a checkpoint counts across the files given (copy-and-truncate rotation)
+        let mut out = Vec::new();
+        let mut prev = GENESIS.to_string();
+        for e in [start.as_str(), r#"{"n":1}"#, r#"{"n":2}"#] {
+            prev = chain_line(&key(), e.as_bytes(), &prev, &mut out);
+        }
+        let whole = String::from_utf8(out).unwrap();
+        let (a, b) = whole.split_at(whole.find("{\"n\":2").unwrap());
+        let cp = Checkpoint {
+            lines: 3,
+            head: prev,
+        };
+        let files = [("1".into(), a.to_string()), ("2".into(), b.to_string())];
+        assert!(verify(&files, &[key()], &[cp.clone()]).findings.is_empty());
+        let cut = [("1".into(), a.to_string()), ("2".into(), String::new())];
+        assert_eq!(verify(&cut, &[key()], &[cp]).findings[0].kind, "truncated");
     }
 
     #[test]

@@ -131,9 +131,15 @@ pub struct AdminEvent<'a> {
     /// Reason label for refusals.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
-    /// Share concerned.
+    /// Share concerned (or the id a call named, when there is none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub share: Option<&'a str>,
+    /// The sharer's name shown to the guest (share.create).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<&'a str>,
+    /// How the guest can reach the sharer (share.create).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<&'a str>,
     /// Guest concerned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guest: Option<&'a str>,
@@ -193,11 +199,36 @@ struct ChainEvent<'a> {
     /// `unknown` when no configured key verifies it).
     #[serde(skip_serializing_if = "Option::is_none")]
     continues: Option<&'a str>,
+    /// Whether the line this one continues is a stop record: `false` means the last run
+    /// crashed or the tail was cut (checkpoints tell which).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    after_stop: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pid: Option<u32>,
     /// Lines in the file, with this one (stop records).
     #[serde(skip_serializing_if = "Option::is_none")]
     lines: Option<usize>,
+}
+
+/// Counts an existing audit file's lines and reads its last one, streaming: a large file
+/// costs no memory, and a byte that is not UTF-8 is only a line that will not verify.
+fn read_tail(file: std::fs::File, keys: &[AuditKey]) -> std::io::Result<chain::Tail> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let (mut lines, mut line, mut last) = (0usize, Vec::new(), Vec::new());
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.iter().any(|b| !b.is_ascii_whitespace()) {
+            lines += 1;
+            std::mem::swap(&mut last, &mut line);
+        }
+    }
+    let last = String::from_utf8_lossy(&last);
+    let last = last.trim_end_matches(['\n', '\r']);
+    Ok(chain::tail(lines, (lines > 0).then_some(last), keys))
 }
 
 /// Collects audit lines for the writer thread.
@@ -244,12 +275,13 @@ impl AuditSink {
                 if let Some(dir) = p.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                let text = match std::fs::read_to_string(p) {
-                    Ok(t) => t,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                let tail = match std::fs::File::open(p) {
+                    Ok(f) => read_tail(f, &keys)?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        chain::tail(0, None, &keys)
+                    }
                     Err(e) => return Err(e),
                 };
-                let tail = chain::tail(&text, &keys);
                 let out = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -259,10 +291,13 @@ impl AuditSink {
             }
             None => (
                 Box::new(std::io::stdout()),
-                chain::tail("", &keys),
+                chain::tail(0, None, &keys),
                 "-".to_string(),
             ),
         };
+        if tail.lines > 0 && !tail.after_stop {
+            tracing::warn!(file = %file, lines = tail.lines, "the audit file does not end with a stop record: the last run ended without a clean shutdown, or the file's tail was cut; verify it against the last checkpoint the previous process logged");
+        }
         let continues = match (&tail.key_id, tail.lines) {
             (_, 0) => "none".to_string(),
             (Some(id), _) => id.clone(),
@@ -286,6 +321,7 @@ impl AuditSink {
             event: "start",
             key_id: &key.id,
             continues: Some(&continues),
+            after_stop: (tail.lines > 0).then_some(tail.after_stop),
             pid: Some(std::process::id()),
             lines: None,
         });
@@ -370,6 +406,7 @@ impl Writer {
                     event: "stop",
                     key_id: &self.key.id,
                     continues: None,
+                    after_stop: None,
                     pid: Some(std::process::id()),
                     lines: Some(
                         self.lines

@@ -43,9 +43,16 @@ fn read_all(files: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
     files
         .iter()
         .map(|f| {
-            std::fs::read_to_string(f)
+            // Bytes that are not UTF-8 become U+FFFD: that line then fails to verify and
+            // is reported where it is, rather than the whole file being unreadable.
+            std::fs::read(f)
                 .with_context(|| format!("cannot read {}", f.display()))
-                .map(|t| (f.display().to_string(), t))
+                .map(|b| {
+                    (
+                        f.display().to_string(),
+                        String::from_utf8_lossy(&b).into_owned(),
+                    )
+                })
         })
         .collect()
 }

@@ -136,7 +136,7 @@ fn admin_call(
     body: Option<&serde_json::Value>,
 ) -> anyhow::Result<ExitCode> {
     let client =
-        AdminClient::new(&admin.admin_url, &admin.token)?.acting_for(admin.staff.as_deref());
+        AdminClient::new(&admin.admin_url, &admin.token)?.acting_for(admin.staff.as_deref())?;
     let (status, json) = client.call(method, path, body)?;
     if status >= 400 {
         eprintln!(

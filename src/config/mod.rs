@@ -225,6 +225,22 @@ mod tests {
     }
 
     #[test]
+    fn two_keys_with_one_name_are_refused_at_the_second() {
+        let key = |n: u8| {
+            format!(
+                "[[admin.keys]]\nname = \"desk\"\nrole = \"sharer\"\nsha256 = \"{}\"\n",
+                format!("{n:x}").repeat(64)
+            )
+        };
+        let (_d, p) = write(&format!("{MIN}{}{}", key(1), key(2)));
+        let e = Config::load_with_env(&p, env(&[])).unwrap_err().to_string();
+        assert!(
+            e.contains("admin.keys[1].name") && e.contains("already named `desk`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn public_hosts_take_every_spelling_of_the_default_port() {
         let (_d, p) = write(&format!(
             "{MIN}[guest]\npublic_url = \"http://Cases.Example.com\"\npublic_hosts = [\"guests.example.com:80\", \"alt.example.com:8443\", \"[::1]\"]\n"

@@ -332,6 +332,16 @@ pub fn admin(c: &mut Check<'_>, raw: RawAdmin) -> (SocketAddr, Vec<ApiKey>, usiz
                 "a key name may not hold `/` (it separates the key from the staff member it acts for)",
             );
         }
+        // The name is who owns a share: two keys with one name would see each other's.
+        if keys.iter().any(|other: &ApiKey| other.name == k.name) {
+            c.err(
+                &format!("{key}.name"),
+                &format!(
+                    "another key is already named `{}`: names own shares, so each key needs its own",
+                    k.name
+                ),
+            );
+        }
         let profiles = k.profiles.unwrap_or_else(|| vec!["view-only".into()]);
         if profiles.is_empty() {
             c.err(

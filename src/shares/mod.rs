@@ -188,8 +188,11 @@ pub fn normalise_email(raw: &str) -> Result<String, ShareError> {
     let Some((local, domain)) = email.split_once('@') else {
         return Err(bad("not an email address"));
     };
+    // `=?` would let a mail reader decode an encoded word inside the address
+    // (`=?utf-8?q?ceo=40bank.example?=@evil.example` shown as ceo@bank.example).
     let local_ok = !local.is_empty()
         && local.len() <= 64
+        && !local.contains("=?")
         && local
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b));
