@@ -642,7 +642,9 @@ mod tests {
             head: prev,
         };
         let files = [("1".into(), a.to_string()), ("2".into(), b.to_string())];
-        assert!(verify(&files, &[key()], &[cp.clone()]).findings.is_empty());
+        assert!(verify(&files, &[key()], std::slice::from_ref(&cp))
+            .findings
+            .is_empty());
         let cut = [("1".into(), a.to_string()), ("2".into(), String::new())];
         assert_eq!(verify(&cut, &[key()], &[cp]).findings[0].kind, "truncated");
     }

@@ -336,7 +336,7 @@ pub fn admin(c: &mut Check<'_>, raw: RawAdmin) -> (SocketAddr, Vec<ApiKey>, usiz
         if keys.iter().any(|other: &ApiKey| other.name == k.name) {
             c.err(
                 &format!("{key}.name"),
-                &format!(
+                format!(
                     "another key is already named `{}`: names own shares, so each key needs its own",
                     k.name
                 ),
