@@ -54,7 +54,8 @@ fn hot_path(c: &mut Criterion) {
             wire_cookie_name: "guestgate_session".into(),
             ..Settings::default()
         },
-        keys: SessionKeys::new(&[7u8; 32], &[], "guestgate", "guestgate"),
+        keys: SessionKeys::new(&[7u8; 32], &[], "guestgate", "guestgate")
+            .with_verified_cache(10_000),
         policies: Arc::new(guestgate::reload::LivePolicies::fixed(
             policies.clone(),
             "guestgate_session",
@@ -87,6 +88,25 @@ fn hot_path(c: &mut Criterion) {
                 .is_ok()
         })
     });
+    // A profile of 100 rules, the matching one last: how evaluation scales with rules.
+    let big_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut big = String::from("name = \"big\"\ndescription = \"100 rules\"\n");
+    for i in 0..99 {
+        big.push_str(&format!(
+            "[[rule]]\nname = \"r{i}\"\nmethods = [\"GET\"]\npath = \"/api/cases/{{case}}/versions/{{version}}/section{i}/{{item}}\"\n"
+        ));
+    }
+    big.push_str("[[rule]]\nname = \"last\"\nmethods = [\"GET\"]\npath = \"/api/cases/{case}/versions/{version}/documents/{doc}/content\"\n");
+    std::fs::write(big_dir.path().join("big.toml"), big).unwrap_or_else(|e| panic!("{e}"));
+    let big_set = PolicySet::load_dir(big_dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let big_profile = big_set.get("big").unwrap_or_else(|| panic!("big"));
+    c.bench_function("policy evaluate (allow, 100 rules)", |b| {
+        b.iter(|| {
+            big_profile
+                .evaluate("GET", std::hint::black_box(&canonical), scope)
+                .is_ok()
+        })
+    });
     c.bench_function("policy evaluate (deny, no rule)", |b| {
         let t = CanonicalTarget::parse(b"/settings/users", 4096).unwrap_or_else(|e| panic!("{e}"));
         b.iter(|| {
@@ -95,10 +115,15 @@ fn hot_path(c: &mut Criterion) {
                 .is_err()
         })
     });
-    c.bench_function("jwt verify", |b| {
-        b.iter(|| gate.keys.verify(std::hint::black_box(&token)).is_ok())
+    c.bench_function("jwt verify (cold: no cache)", |b| {
+        b.iter(|| keys.verify(std::hint::black_box(&token)).is_ok())
     });
-    c.bench_function("decide (allowed guest request)", |b| {
+    let cached =
+        SessionKeys::new(&[7u8; 32], &[], "guestgate", "guestgate").with_verified_cache(10_000);
+    c.bench_function("jwt verify (cached)", |b| {
+        b.iter(|| cached.verify(std::hint::black_box(&token)).is_ok())
+    });
+    c.bench_function("decide (allowed guest request, token cached)", |b| {
         b.iter(|| {
             let facts = RequestFacts {
                 raw_head: head.as_bytes(),

@@ -62,9 +62,13 @@ export GUESTGATE_LISTEN__ADDRESS=127.0.0.1:3902 GUESTGATE_LISTEN__THREADS=1 \
 for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:3903/readyz >/dev/null 2>&1 && break; sleep 0.1; done
 
 nginx_pid=""
-if command -v nginx >/dev/null 2>&1; then
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+if [ -x "$nginx_bin" ]; then
   mkdir -p "$work/nginx"
+  # as root, the worker keeps root's id so it can use the private work directory
+  user_line=""; [ "$(id -u)" -eq 0 ] && user_line="user root;"
   cat > "$work/nginx/nginx.conf" <<NGX
+$user_line
 worker_processes 1;
 daemon off;
 pid $work/nginx/nginx.pid;
@@ -79,7 +83,7 @@ http {
   }
 }
 NGX
-  "${pin_proxy[@]}" nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" & pids+=($!)
+  "${pin_proxy[@]}" "$nginx_bin" -c "$work/nginx/nginx.conf" -p "$work/nginx" & pids+=($!)
   sleep 0.5
   nginx_pid=$(pgrep -P "$(cat "$work/nginx/nginx.pid")" | head -n 1 || true)
 fi
@@ -138,26 +142,29 @@ for v in "${variants[@]}"; do dur=1 run "$v" >/dev/null; done
 
 echo "$(date -u +%Y-%m-%d) $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "wrk -t1 -c$conns -d${dur}s per run, $rounds interleaved rounds; proxy pinned: ${pin_proxy[*]:-no}"
-declare -A samples
+declare -A samples ratios
 for r in $(seq 1 "$rounds"); do
   n=${#variants[@]}; line="round $r:"
+  declare -A this=()
   for i in $(seq 0 $((n - 1))); do
     v=${variants[$(( (i + r) % n ))]}
     read -r us reqs < <(run "$v")
-    samples[$v]+="$us "
+    samples[$v]+="$us "; this[$v]=$us
     line+=$(printf ' %s %.1f µs (%s req)' "$v" "$us" "$reqs")
   done
+  # the ratio within the round: drift on a shared machine moves every variant of a
+  # round alike, so the per-round ratio is steadier than a ratio of medians
+  for v in "${variants[@]}"; do ratios[$v]+="$(echo "${this[bare]} / ${this[$v]}" | bc -l) "; done
   echo "$line"
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-bare_med=$(echo "${samples[bare]}" | median)
 echo
-printf '| %-6s | %-24s | %-16s |\n' variant "µs CPU / request (median)" "bare / variant"
-printf '|--------|--------------------------|------------------|\n'
+printf '| %-6s | %-24s | %-22s |\n' variant "µs CPU / request (median)" "bare / variant (median of rounds)"
+printf '|--------|--------------------------|------------------------|\n'
 for v in "${variants[@]}"; do
   med=$(echo "${samples[$v]}" | median)
-  printf '| %-6s | %24.1f | %15.2fx |\n' "$v" "$med" "$(echo "$bare_med / $med" | bc -l)"
+  printf '| %-6s | %24.1f | %21.2fx |\n' "$v" "$med" "$(echo "${ratios[$v]}" | median)"
 done
 
 # Memory with many sessions: a share and a verified session each, then one request each.

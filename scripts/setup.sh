@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what building and testing guestgate needs on a Debian/Ubuntu machine with Rust:
+# Installs what building and testing guestgate needs on a Debian/Ubuntu machine with Rust
+# (and nginx, the load script's reference proxy):
 # cmake (pingora's zlib-ng build), redis-server (Redis-backed tests), wrk, curl and bc
 # (demo and load runs), python3 (a lax upstream in the smuggling suite), Chromium and
 # chromedriver (the real-browser tests), Node.js and npm (axe-core for those tests, jose
@@ -20,6 +21,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+# nginx: the reference column of scripts/load.sh (a proxy_pass with keepalive)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

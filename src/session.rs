@@ -30,6 +30,8 @@ pub struct SessionConfig {
     pub secure_cookie: bool,
     /// Absolute session lifetime cap.
     pub max_lifetime: Duration,
+    /// Verified tokens remembered (0: verify every time).
+    pub verified_cache: usize,
 }
 
 impl SessionConfig {
@@ -153,6 +155,49 @@ pub struct SessionKeys {
     validation: Validation,
     issuer: String,
     audience: String,
+    verified: VerifiedCache,
+}
+
+/// Tokens whose signature, header and claims were verified, keyed by the token's exact
+/// bytes, so a browser's next request skips the HMAC and the JSON parse. Only what the
+/// token itself proves is remembered: `exp` and `nbf` are checked again on every use,
+/// and the shares' state (revoked, expired) is never cached, it is read from the index
+/// on every request. Bounded: when full, an arbitrary entry makes room. It lives with
+/// the keys, so new keys start with an empty cache.
+struct VerifiedCache {
+    cap: usize,
+    map: std::sync::Mutex<HashMap<Box<str>, Claims>>,
+}
+
+impl VerifiedCache {
+    fn get(&self, token: &str, now: u64) -> Option<Claims> {
+        if self.cap == 0 {
+            return None;
+        }
+        let map = self.map.lock().ok()?;
+        let claims = map.get(token)?;
+        // The same window jsonwebtoken applies, on every use.
+        (claims.exp + LEEWAY_SECS > now && claims.nbf <= now + LEEWAY_SECS).then(|| claims.clone())
+    }
+
+    fn put(&self, token: &str, claims: &Claims) {
+        if self.cap == 0 {
+            return;
+        }
+        let Ok(mut map) = self.map.lock() else {
+            return;
+        };
+        if map.len() >= self.cap {
+            if let Some(old) = map.keys().next().cloned() {
+                map.remove(&old);
+            }
+        }
+        map.insert(token.into(), claims.clone());
+    }
+
+    fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
 }
 
 impl std::fmt::Debug for SessionKeys {
@@ -193,7 +238,22 @@ impl SessionKeys {
             validation,
             issuer: issuer.to_string(),
             audience: audience.to_string(),
+            verified: VerifiedCache {
+                cap: 0,
+                map: std::sync::Mutex::new(HashMap::new()),
+            },
         }
+    }
+
+    /// Remembers up to `entries` verified tokens (see [`VerifiedCache`]).
+    pub fn with_verified_cache(mut self, entries: usize) -> Self {
+        self.verified.cap = entries;
+        self
+    }
+
+    /// Verified tokens remembered now.
+    pub fn verified_cached(&self) -> usize {
+        self.verified.len()
     }
 
     /// Loads (creating the current one if absent) the key files named in config.
@@ -204,7 +264,8 @@ impl SessionKeys {
             .iter()
             .map(|p| load_key(p))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::new(&current, &previous, &c.issuer, &c.audience))
+        Ok(Self::new(&current, &previous, &c.issuer, &c.audience)
+            .with_verified_cache(c.verified_cache))
     }
 
     /// Signs claims for `email` holding `shares`, valid for `ttl_secs` but never past
@@ -241,6 +302,15 @@ impl SessionKeys {
     /// Verifies a token: pinned algorithm, `typ`, `kid` among configured keys (the
     /// `jku`/`x5u`/`jwk` headers are never followed), signature, `iss`, `aud`, `exp`, `nbf`.
     pub fn verify(&self, token: &str) -> Result<Claims, SessionError> {
+        if let Some(claims) = self.verified.get(token, unix_now()) {
+            return Ok(claims);
+        }
+        let claims = self.verify_uncached(token)?;
+        self.verified.put(token, &claims);
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Claims, SessionError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| SessionError::Malformed)?;
         if header.alg != ALG || header.typ.as_deref() != Some(TOKEN_TYPE) || header.crit.is_some() {
             return Err(SessionError::Malformed);
@@ -446,6 +516,35 @@ mod tests {
         assert_eq!(c.sub, "g@example.com");
         assert_eq!(c.shares, vec![grant("42")]);
         assert!(c.exp <= unix_now() + 600);
+    }
+
+    #[test]
+    fn the_verified_cache_remembers_only_what_the_token_proves_and_stays_bounded() {
+        let k = keys().with_verified_cache(2);
+        let t = k.mint("g@example.com", vec![grant("42")], 600).unwrap();
+        assert_eq!(k.verify(&t).unwrap().sub, "g@example.com");
+        assert_eq!(k.verified_cached(), 1);
+        assert_eq!(k.verify(&t).unwrap().shares, vec![grant("42")]);
+        // A token that differs in one byte is not the cached one: verified, and refused.
+        let mut forged = t.clone().into_bytes();
+        let last = forged.len() - 2;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        assert!(k.verify(std::str::from_utf8(&forged).unwrap()).is_err());
+        // Expiry is checked on every use, cached or not.
+        let now = unix_now();
+        let mut c = k.verify(&t).unwrap();
+        c.exp = now - 60;
+        c.iat = now - 120;
+        c.nbf = now - 120;
+        let expired = k.sign(&c).unwrap();
+        k.verified.put(&expired, &c);
+        assert_eq!(k.verify(&expired), Err(SessionError::Expired));
+        // Bounded.
+        for case in ["1", "2", "3", "4"] {
+            let t = k.mint("g@example.com", vec![grant(case)], 600).unwrap();
+            k.verify(&t).unwrap();
+        }
+        assert_eq!(k.verified_cached(), 2);
     }
 
     #[test]

@@ -137,6 +137,7 @@ pub struct RawSession {
     pub audience: Option<String>,
     pub secure_cookie: Option<bool>,
     pub max_lifetime: Option<String>,
+    pub verified_cache: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

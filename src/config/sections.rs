@@ -193,6 +193,7 @@ pub fn session(c: &mut Check<'_>, raw: RawSession) -> SessionConfig {
         audience: raw.audience.unwrap_or_else(|| "guestgate".into()),
         secure_cookie: raw.secure_cookie.unwrap_or(true),
         max_lifetime: c.duration("session.max_lifetime", raw.max_lifetime, "8h"),
+        verified_cache: raw.verified_cache.unwrap_or(10_000),
     }
 }
 

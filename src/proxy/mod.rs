@@ -215,7 +215,9 @@ impl GuestGateProxy {
             .guest_route_path(session.req_header().uri.path())
             .is_some()
         {
-            return self.guest_page(session, ctx).await;
+            // Every line logged on a guest page (store, mail) carries the request id.
+            let span = tracing::info_span!("request", request_id = %ctx.request_id);
+            return self.guest_page(session, ctx).instrument(span).await;
         }
         let frames_carry_body = request::frames_carry_body(session).await;
         let raw_head = session.as_downstream().to_h1_raw();
@@ -230,7 +232,16 @@ impl GuestGateProxy {
             // A share verified on another replica moments ago: ask the store once rather
             // than refuse a guest who just entered the right code. Revoked shares never
             // get here, so revocation stays a local, instant decision.
-            if self.shares.refresh(&id, now).await.unwrap_or(false) {
+            // The deciding itself logs nothing, so only this store call gets a span: a
+            // span per request costs more than the rest of a pass-through's filtering.
+            let span = tracing::info_span!("request", request_id = %ctx.request_id);
+            if self
+                .shares
+                .refresh(&id, now)
+                .instrument(span)
+                .await
+                .unwrap_or(false)
+            {
                 verdict = self.gate.decide(&facts, now);
             }
         }
@@ -263,15 +274,9 @@ impl GuestGateProxy {
         let Some(share) = &allowed.guest.share else {
             return;
         };
-        if !self.shares.index().due_for_touch(&share.id, now) {
-            return;
+        if self.shares.index().due_for_touch(&share.id, now) {
+            self.shares.note_use(&share.id, now);
         }
-        let (shares, id) = (Arc::clone(&self.shares), share.id.clone());
-        tokio::spawn(async move {
-            if let Err(e) = shares.touch(&id, now).await {
-                tracing::warn!(error = %e, share = %id, "could not record the share's last use");
-            }
-        });
     }
 
     /// The share behind a `share_inactive` refusal, when the local index may simply lag.
@@ -352,9 +357,7 @@ impl ProxyHttp for GuestGateProxy {
     /// Decides; answers refusals and guestgate's own pages here so the app never sees them.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.client = request::client(session, &self.trusted_proxies);
-        // Every line logged while deciding carries the request id (the deny id guests see).
-        let span = tracing::info_span!("request", request_id = %ctx.request_id);
-        self.filter(session, ctx).instrument(span).await
+        self.filter(session, ctx).await
     }
 
     async fn upstream_peer(

@@ -172,7 +172,22 @@ pub struct Shares {
     code_key: CodeKey,
     policies: Arc<LivePolicies>,
     cfg: GuestConfig,
+    uses: UseLog,
 }
+
+/// Uses of shares waiting to be written to the store (for the stale review), drained by
+/// at most one task at a time, one write after another: a burst of first requests from
+/// many sessions must not become a burst of concurrent store writes (each a blocking
+/// thread for the embedded store). Bounded; past the bound a use is simply not recorded
+/// now, and the next hour's first request records it.
+#[derive(Default)]
+struct UseLog {
+    pending: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    draining: std::sync::atomic::AtomicBool,
+}
+
+/// Uses held for writing at most.
+const MAX_PENDING_USES: usize = 100_000;
 
 /// Normalises and validates an email; it ends up in headers and audit lines, so the
 /// accepted alphabet is deliberately narrow.
@@ -246,6 +261,57 @@ impl Shares {
             code_key,
             policies,
             cfg,
+            uses: UseLog::default(),
+        }
+    }
+
+    /// Records a guest's use of a share for the stale review: queued here, written by one
+    /// background task (see [`UseLog`]).
+    pub fn note_use(self: &Arc<Self>, id: &str, now: u64) {
+        if let Ok(mut pending) = self.uses.pending.lock() {
+            if pending.len() < MAX_PENDING_USES {
+                pending.insert(id.to_string(), now);
+            }
+        }
+        if !self
+            .uses
+            .draining
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            let me = Arc::clone(self);
+            tokio::spawn(async move { me.drain_uses().await });
+        }
+    }
+
+    async fn drain_uses(&self) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let batch = self
+                .uses
+                .pending
+                .lock()
+                .map(|mut p| std::mem::take(&mut *p))
+                .unwrap_or_default();
+            if batch.is_empty() {
+                self.uses.draining.store(false, Ordering::Release);
+                // A use queued between the take and the store above saw `draining` set
+                // and spawned nothing: take it on, unless another task already has.
+                let more = self
+                    .uses
+                    .pending
+                    .lock()
+                    .map(|p| !p.is_empty())
+                    .unwrap_or(false);
+                if more && !self.uses.draining.swap(true, Ordering::AcqRel) {
+                    continue;
+                }
+                return;
+            }
+            for (id, at) in batch {
+                if let Err(e) = self.store.touch(&id, at).await {
+                    tracing::warn!(error = %e, share = %id, "could not record the share's last use");
+                }
+            }
         }
     }
 
