@@ -147,7 +147,7 @@ impl Caller<'_> {
 }
 
 /// A staff member's id as the app names it: an email or a login, ASCII, no `/`.
-fn staff_id(raw: &[u8]) -> Option<String> {
+pub fn staff_id(raw: &[u8]) -> Option<String> {
     let ok = !raw.is_empty()
         && raw.len() <= 254
         && raw

@@ -49,11 +49,8 @@ impl AdminClient {
     /// (no line break, no second header) goes into the request.
     pub fn acting_for(mut self, staff: Option<&str>) -> anyhow::Result<Self> {
         if let Some(s) = staff.filter(|s| !s.is_empty()) {
-            if s.len() > 254
-                || !s
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"@._+-".contains(&b))
-            {
+            // The API's own rule, so the CLI refuses exactly what the API would.
+            if super::api::staff_id(s.as_bytes()).is_none() {
                 anyhow::bail!(
                     "--staff / GUESTGATE_STAFF: 1 to 254 ASCII letters, digits and @ . _ + - (the app's id of the staff member)"
                 );

@@ -202,6 +202,11 @@ pub fn verify(files: &[(String, String)], keys: &[AuditKey], checkpoints: &[Chec
     // After a start record only the key it names may write: a key rotated out cannot
     // append lines after the rotation. Before any start record (older files), any key.
     let mut writing: Option<&AuditKey> = None;
+    // Keys a later start record replaced: a start record naming one again is the old
+    // key vouching for itself, not a rotation.
+    let mut retired: Vec<&str> = Vec::new();
+    // The key of the last line that verified.
+    let mut last: Option<&AuditKey> = None;
     for (f, (_, text)) in files.iter().enumerate() {
         for (i, line) in text.lines().enumerate() {
             let parsed = unchain(line).and_then(|(event, prev, hash)| {
@@ -214,19 +219,28 @@ pub fn verify(files: &[(String, String)], keys: &[AuditKey], checkpoints: &[Chec
                 kind = k;
                 let verifies = |key: &AuditKey| key.link(prev, event.as_bytes()) == *hash;
                 valid = match (kind, named) {
-                    (Record::Start, Some(id)) => {
+                    (Record::Start, Some(id)) if !retired.contains(&id) => {
                         match keys.iter().find(|key| key.id == id && verifies(key)) {
                             Some(key) => {
+                                if let Some(old) = last.filter(|old| old.id != key.id) {
+                                    retired.push(&old.id);
+                                }
                                 writing = Some(key);
+                                last = Some(key);
                                 true
                             }
                             None => false,
                         }
                     }
-                    _ => match writing {
-                        Some(key) => verifies(key),
-                        None => keys.iter().any(verifies),
-                    },
+                    (Record::Start, Some(_)) => false,
+                    _ => {
+                        let key = match writing {
+                            Some(key) => Some(key).filter(|k| verifies(k)),
+                            None => keys.iter().find(|k| verifies(k)),
+                        };
+                        last = key.or(last);
+                        key.is_some()
+                    }
                 };
             }
             entries.push(Entry {
@@ -562,7 +576,29 @@ mod tests {
         );
         let after_rotation = chain_line(&new, start.as_bytes(), &prev, &mut out);
         let second = String::from_utf8(out.clone()).unwrap();
-        // The rotated-out key cannot write after the start record that retired it.
+        // The rotated-out key cannot write after the start record that retired it, not
+        // even a start record of its own naming itself.
+        let mut revived = out.clone();
+        let old_start = format!(
+            r#"{{"kind":"audit","event":"start","key_id":"{}"}}"#,
+            old.id
+        );
+        chain_line(&old, old_start.as_bytes(), &after_rotation, &mut revived);
+        let r = verify(
+            &[
+                ("1".to_string(), first.clone()),
+                ("2".to_string(), String::from_utf8(revived).unwrap()),
+            ],
+            &[new.clone(), old.clone()],
+            &[],
+        );
+        assert_eq!(
+            r.findings
+                .iter()
+                .map(|f| (f.line, f.kind))
+                .collect::<Vec<_>>(),
+            [(2, "inserted")]
+        );
         chain_line(&old, br#"{"forged":1}"#, &after_rotation, &mut out);
         let forged = String::from_utf8(out).unwrap();
         let r = verify(
