@@ -7,6 +7,74 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
+/// An address written out without allocating: every forwarded guest request carries
+/// one in `X-Forwarded-For` and every audit line one in `client_ip`, and IPv4's
+/// `Display` through the formatting machinery cost more than the rest of either.
+#[derive(Clone, Copy)]
+pub struct IpText {
+    buf: [u8; 45],
+    len: u8,
+}
+
+impl IpText {
+    /// The address in its usual text form (`192.0.2.1`, `2001:db8::1`).
+    pub fn new(ip: IpAddr) -> Self {
+        let mut t = Self {
+            buf: [0; 45],
+            len: 0,
+        };
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        t.push(b'.');
+                    }
+                    if octet >= 100 {
+                        t.push(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        t.push(b'0' + octet / 10 % 10);
+                    }
+                    t.push(b'0' + octet % 10);
+                }
+            }
+            IpAddr::V6(v6) => {
+                use std::io::Write as _;
+                let mut cursor = std::io::Cursor::new(&mut t.buf[..]);
+                // An IPv6 address is at most 45 characters (with an embedded IPv4).
+                if write!(cursor, "{v6}").is_ok() {
+                    t.len = u8::try_from(cursor.position()).unwrap_or(0);
+                }
+            }
+        }
+        t
+    }
+
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(usize::from(self.len)) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for IpText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for IpText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// An address block, `10.0.0.0/8` or `2001:db8::/32`; a bare address is a block of one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -107,6 +175,20 @@ fn parse_entry(raw: &[u8]) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The allocation-free text is exactly what `Display` writes, for every address.
+        #[test]
+        fn ip_text_matches_display(v4 in proptest::prelude::any::<u32>(), v6 in proptest::prelude::any::<u128>()) {
+            for ip in [IpAddr::from(std::net::Ipv4Addr::from(v4)), IpAddr::from(std::net::Ipv6Addr::from(v6))] {
+                let text = IpText::new(ip);
+                proptest::prop_assert_eq!(text.as_str(), ip.to_string());
+            }
+            let mapped = IpAddr::from(std::net::Ipv4Addr::from(v4).to_ipv6_mapped());
+            let text = IpText::new(mapped);
+            proptest::prop_assert_eq!(text.as_str(), mapped.to_string());
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -113,10 +113,9 @@ pub fn inspect(
     http2: bool,
     max_content_length: u64,
 ) -> Result<RawHead<'_>, FramingError> {
-    let head_end = find_head_end(raw);
-    let mut lines = raw[..head_end]
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    // Lines are read up to the first empty one, the end of the head: whatever follows
+    // it (a body, a pipelined request) is never looked at.
+    let mut lines = crate::split::split(raw, b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let request_line = lines.next().ok_or(FramingError::Malformed)?;
     let mut parts = request_line.split(|&b| b == b' ');
     let (Some(method), Some(target), Some(_version), None) =
@@ -198,13 +197,6 @@ pub fn inspect(
         host,
         body,
     })
-}
-
-/// The bytes up to the end of the header section (the whole input when it has no end).
-fn find_head_end(raw: &[u8]) -> usize {
-    raw.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(raw.len(), |i| i + 2)
 }
 
 /// `Content-Length = 1*DIGIT`: no list, no sign, no inner space, at most 19 digits.
@@ -294,6 +286,15 @@ mod tests {
 
     fn body_of(lines: &[&str]) -> Result<Body, FramingError> {
         inspect(&head(lines), false, MAX).map(|h| h.body)
+    }
+
+    #[test]
+    fn nothing_after_the_head_is_read() {
+        let mut h = head(&["GET /a HTTP/1.1", "Host: x"]);
+        h.extend_from_slice(b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(inspect(&h, false, MAX).map(|r| r.body), Ok(Body::None));
+        let lf_only = b"GET /a HTTP/1.1\r\nHost: x\n\nContent-Length: 5\r\n\r\n";
+        assert_eq!(inspect(lf_only, false, MAX).map(|r| r.body), Ok(Body::None));
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod reply;
 pub mod server;
 pub mod session;
 pub mod shares;
+pub mod split;
 pub mod stamp;
 pub mod store;
 pub mod target;

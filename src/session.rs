@@ -462,19 +462,23 @@ pub fn strip_cookie(value: &[u8], base: &str) -> Stripped {
         let name = pair.split(|&b| b == b'=').next().unwrap_or(pair);
         std::str::from_utf8(name).is_ok_and(|n| is_guestgate_cookie(n, base))
     };
-    let pairs: Vec<&[u8]> = value.split(|&b| b == b';').collect();
-    if !pairs.iter().any(|p| is_ours(p)) {
+    let pairs = || crate::split::split(value, b';');
+    if !pairs().any(is_ours) {
         return Stripped::Unchanged;
     }
-    let kept: Vec<&[u8]> = pairs
-        .into_iter()
-        .filter(|p| !is_ours(p) && !p.iter().all(|&b| b == b' ' || b == b'\t'))
-        .collect();
-    if kept.is_empty() {
+    // The remaining pairs, each exactly as sent (their own leading space included).
+    let mut out: Vec<u8> = Vec::new();
+    let mut kept = 0usize;
+    for p in pairs().filter(|p| !is_ours(p) && !p.iter().all(|&b| b == b' ' || b == b'\t')) {
+        if kept > 0 {
+            out.push(b';');
+        }
+        out.extend_from_slice(p);
+        kept += 1;
+    }
+    if kept == 0 {
         return Stripped::Removed(None);
     }
-    // The remaining pairs, each exactly as sent (their own leading space included).
-    let mut out = kept.join(&b';');
     let lead = out.iter().take_while(|&&b| b == b' ').count();
     out.drain(..lead);
     Stripped::Removed(Some(out))

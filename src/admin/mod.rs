@@ -159,7 +159,7 @@ impl ServeHttp for AdminApp {
                     );
                 };
                 let req = session.req_header();
-                let request_id = crate::stamp::random_hex(8);
+                let request_id = crate::stamp::request_id();
                 let call = api::Call {
                     method: req.method.as_str(),
                     target: req.raw_path(),

@@ -26,6 +26,9 @@ use chain::AuditKey;
 /// Bytes that may wait for the writer; past this a line is dropped and counted rather
 /// than letting memory grow without bound when the disk is far behind.
 const MAX_PENDING: usize = 64 * 1024 * 1024;
+/// Room kept for one more line when the batch is nearly full (lines are a few hundred
+/// bytes; the longest, with a 4 KiB path and its detail, stay well below this).
+const MAX_LINE: usize = 64 * 1024;
 
 /// Audit stream settings.
 #[derive(Debug, Clone)]
@@ -108,7 +111,7 @@ pub struct DecisionEvent<'a> {
     pub deny_id: Option<&'a str>,
     /// Client address.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_ip: Option<String>,
+    pub client_ip: Option<crate::client_addr::IpText>,
     /// Time from arrival to the end of the response, in milliseconds.
     pub latency_ms: f64,
 }
@@ -184,7 +187,7 @@ pub struct ChallengeEvent<'a> {
     pub version: Option<&'a str>,
     /// Client address.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_ip: Option<String>,
+    pub client_ip: Option<crate::client_addr::IpText>,
 }
 
 /// The chain's own records: where a process starts, and where it stops.
@@ -345,21 +348,34 @@ impl AuditSink {
 
     /// Adds one event to the current batch; never blocks on I/O.
     pub fn emit<T: Serialize>(&self, event: &T) {
-        let Ok(mut line) = serde_json::to_vec(event) else {
-            return;
-        };
-        line.push(b'\n');
         let Ok(mut pending) = self.shared.pending.lock() else {
             return;
         };
-        if pending.len() + line.len() > MAX_PENDING {
+        // Written straight into the batch (no line of its own to allocate and copy);
+        // a line that fails or does not fit is cut off again.
+        let start = pending.len();
+        // Checked before writing too, so a full batch never reallocates past its bound.
+        if start + MAX_LINE > MAX_PENDING {
             drop(pending);
-            let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            crate::metrics::get().audit_dropped.inc();
-            tracing::error!(dropped_total = n, "audit writer is behind; event dropped");
+            self.count_dropped();
             return;
         }
-        pending.extend_from_slice(&line);
+        if serde_json::to_writer(&mut *pending, event).is_err() {
+            pending.truncate(start);
+            return;
+        }
+        pending.push(b'\n');
+        if pending.len() > MAX_PENDING {
+            pending.truncate(start);
+            drop(pending);
+            self.count_dropped();
+        }
+    }
+
+    fn count_dropped(&self) {
+        let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::metrics::get().audit_dropped.inc();
+        tracing::error!(dropped_total = n, "audit writer is behind; event dropped");
     }
 
     /// Events that could not be queued.
@@ -441,8 +457,8 @@ impl Writer {
         if batch.is_empty() {
             return;
         }
-        for line in batch.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            self.prev = chain::chain_line(&self.key, line, &self.prev, chained);
+        for line in crate::split::split(batch, b'\n').filter(|l| !l.is_empty()) {
+            chain::advance(&self.key, line, &mut self.prev, chained);
             self.lines += 1;
         }
         if let Err(e) = self.out.write_all(chained).and_then(|()| self.out.flush()) {

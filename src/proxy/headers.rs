@@ -40,7 +40,10 @@ pub fn edit(
         }
         req.insert_header(http::header::HOST, upstream_host.clone())?;
         if let Some(ip) = client {
-            req.insert_header("x-forwarded-for", ip.to_string())?;
+            req.insert_header(
+                "x-forwarded-for",
+                crate::client_addr::IpText::new(ip).as_str(),
+            )?;
         }
         for (name, value) in &allowed.set_headers {
             req.insert_header(name.clone(), value.clone())?;
@@ -163,6 +166,10 @@ pub fn strip_for_guest(req: &mut RequestHeader) {
 }
 
 fn remove_where(req: &mut RequestHeader, drop: impl Fn(&[u8]) -> bool) {
+    // Most requests carry nothing to drop: look before collecting (and allocating).
+    if !req.headers.keys().any(|k| drop(k.as_str().as_bytes())) {
+        return;
+    }
     let doomed: Vec<HeaderName> = req
         .headers
         .keys()

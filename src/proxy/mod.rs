@@ -33,7 +33,7 @@ use crate::reason::{Answer, Reason};
 use crate::refusal;
 use crate::session::SessionConfig;
 use crate::shares::Shares;
-use crate::stamp::{random_hex, unix_now};
+use crate::stamp::unix_now;
 
 /// Where the app is, and how requests reach it.
 #[derive(Debug, Clone)]
@@ -343,7 +343,7 @@ impl ProxyHttp for GuestGateProxy {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
-            request_id: random_hex(8),
+            request_id: crate::stamp::request_id(),
             client: None,
             arrived: SystemTime::now(),
             started: Instant::now(),
