@@ -22,9 +22,23 @@
 # Then memory: RSS of guestgate after `sessions` (10000) distinct guest sessions, each
 # with its own share, have each made requests (every token in the verified-token cache).
 # Only loopback addresses are used.
+#
+#   ./scripts/load.sh --instructions [requests]
+#
+# The same variants under valgrind's callgrind instead: user-space instructions per
+# request (default 2000 requests per variant over one keep-alive connection, after 200
+# to warm up). Instruction counts repeat to within a fraction of a percent from run to
+# run, whatever else the machine does, so they show what one change saved where CPU time
+# on a shared machine cannot; they leave out the kernel's share (the same socket calls
+# for every variant) and cache misses. The audit writer thread is shown on its own:
+# valgrind hides the CPU's SHA instructions, so its HMAC counts several times what it
+# costs natively.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=cpu
+if [ "${1:-}" = "--instructions" ]; then mode=instructions; shift; fi
 dur=${1:-5}; conns=${2:-32}; rounds=${3:-5}; sessions=${4:-10000}
+requests=${1:-2000}
 ./scripts/setup.sh >/dev/null
 cargo build --quiet --release --bins --example passthrough
 bin=$PWD/target/release
@@ -38,9 +52,14 @@ pin_proxy=(); pin_load=()
 if command -v taskset >/dev/null 2>&1 && [ "$cores" -ge 2 ] && taskset -c 0 true 2>/dev/null; then
   pin_proxy=(taskset -c 0); pin_load=(taskset -c "1-$((cores - 1))")
 fi
+wrap_bare=("${pin_proxy[@]}"); wrap_gg=("${pin_proxy[@]}")
+if [ $mode = instructions ]; then
+  wrap_bare=(valgrind --tool=callgrind "--callgrind-out-file=$work/cg.bare")
+  wrap_gg=(valgrind --tool=callgrind "--callgrind-out-file=$work/cg.guestgate")
+fi
 
 "${pin_load[@]}" "$bin/guestgate-sample-app" --listen 127.0.0.1:3900 > "$work/app.log" 2>&1 & pids+=($!)
-"${pin_proxy[@]}" "$bin/examples/passthrough" --listen 127.0.0.1:3901 --upstream 127.0.0.1:3900 --threads 1 \
+"${wrap_bare[@]}" "$bin/examples/passthrough" --listen 127.0.0.1:3901 --upstream 127.0.0.1:3900 --threads 1 \
   > "$work/pt.log" 2>&1 & bare_pid=$!; pids+=($!)
 
 # The shipped config, run from a copy so its relative paths land in the work dir.
@@ -58,12 +77,12 @@ export GUESTGATE_LISTEN__ADDRESS=127.0.0.1:3902 GUESTGATE_LISTEN__THREADS=1 \
   GUESTGATE_ADMIN__ADDRESS=127.0.0.1:3903 GUESTGATE_UPSTREAM__ADDRESS=127.0.0.1:3900 \
   GUESTGATE_GUEST__PUBLIC_URL=http://127.0.0.1:3902 GUESTGATE_GUEST__VERIFY_PER_IP_PER_MINUTE=1000000 \
   GUESTGATE_POLICIES__DIR="$PWD/policies" GUESTGATE_GUEST__MAX_SHARE_LIFETIME=90d
-"${pin_proxy[@]}" "$bin/guestgate" serve --config "$work/config/guestgate.toml" 2> "$work/gg.log" & gg_pid=$!; pids+=($!)
-for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:3903/readyz >/dev/null 2>&1 && break; sleep 0.1; done
+"${wrap_gg[@]}" "$bin/guestgate" serve --config "$work/config/guestgate.toml" 2> "$work/gg.log" & gg_pid=$!; pids+=($!)
+for _ in $(seq 1 600); do curl -fsS http://127.0.0.1:3903/readyz >/dev/null 2>&1 && break; sleep 0.1; done
 
 nginx_pid=""
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-if [ -x "$nginx_bin" ]; then
+if [ -x "$nginx_bin" ] && [ $mode = cpu ]; then
   mkdir -p "$work/nginx"
   # as root, the worker keeps root's id so it can use the private work directory
   user_line=""; [ "$(id -u)" -eq 0 ] && user_line="user root;"
@@ -112,6 +131,48 @@ check 200 "http://127.0.0.1:3902$allowed"
 check 200 "http://127.0.0.1:3902$allowed" -H "Cookie: guestgate_session=$token"
 check 403 "http://127.0.0.1:3902$denied" -H "Cookie: guestgate_session=$token"
 [ -z "$nginx_pid" ] || check 200 "http://127.0.0.1:3904$allowed"
+
+if [ $mode = instructions ]; then
+  command -v callgrind_control >/dev/null || { echo "load: valgrind is not installed"; exit 1; }
+  drive() { # drive PORT PATH HEADER N: N requests over one keep-alive connection
+    python3 - "$@" <<'PY'
+import http.client, sys
+port, path, header, n = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+name, value = header.split(": ", 1)
+c = http.client.HTTPConnection("127.0.0.1", port)
+for _ in range(n):
+    c.request("GET", path, headers={name: value}); r = c.getresponse(); r.read()
+    assert r.status in (200, 403), r.status
+PY
+  }
+  # inclusive instructions of one function in a callgrind dump (0 when absent)
+  inclusive() { callgrind_annotate --inclusive=yes "$1" 2>/dev/null | awk -v f="$2" '!found && index($0, f) {gsub(",", "", $1); n = $1; found = 1} END {print n + 0}'; }
+  echo "$(date -u +%Y-%m-%d) $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+  echo "callgrind, $requests requests per variant over one keep-alive connection"
+  echo
+  printf '| %-6s | %-26s | %-14s | %-22s |\n' variant "instructions / request" "bare / variant" "of which audit writer"
+  printf '|--------|----------------------------|----------------|------------------------|\n'
+  declare -A port_of=([bare]=3901 [pass]=3902 [allow]=3902 [deny]=3902)
+  declare -A path_of=([bare]=$allowed [pass]=$allowed [allow]=$allowed [deny]=$denied)
+  declare -A hdr_of=([bare]="X-Load: bare" [pass]="X-Load: pass" [allow]="Cookie: guestgate_session=$token"
+                     [deny]="Cookie: guestgate_session=$token")
+  bare_ir=""
+  for v in bare pass allow deny; do
+    pid=$gg_pid; [ $v = bare ] && pid=$bare_pid
+    drive "${port_of[$v]}" "${path_of[$v]}" "${hdr_of[$v]}" 200
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    drive "${port_of[$v]}" "${path_of[$v]}" "${hdr_of[$v]}" "$requests"
+    callgrind_control -d "$v" "$pid" >/dev/null 2>&1
+    sleep 0.5
+    dump=$(ls -t "$work"/cg.* | grep -v '\.done$' | head -n 1)
+    total=$(inclusive "$dump" "PROGRAM TOTALS")
+    writer=$(inclusive "$dump" "guestgate::audit::Writer::run")
+    mv "$dump" "$dump.done"
+    per=$((total / requests)); [ -n "$bare_ir" ] || bare_ir=$per
+    printf '| %-6s | %26d | %13.2fx | %22d |\n' "$v" "$per" "$(echo "$bare_ir / $per" | bc -l)" "$((writer / requests))"
+  done
+  exit 0
+fi
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing guestgate needs on a Debian/Ubuntu machine with Rust
-# (and nginx, the load script's reference proxy):
+# (and nginx and valgrind, for the load script):
 # cmake (pingora's zlib-ng build), redis-server (Redis-backed tests), wrk, curl and bc
 # (demo and load runs), python3 (a lax upstream in the smuggling suite), Chromium and
 # chromedriver (the real-browser tests), Node.js and npm (axe-core for those tests, jose
@@ -21,6 +21,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+# valgrind: `scripts/load.sh --instructions` counts instructions per request
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 # nginx: the reference column of scripts/load.sh (a proxy_pass with keepalive)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 
