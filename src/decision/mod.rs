@@ -346,7 +346,7 @@ impl Gate {
             CookieLookup::Misnamed => Err(Reason::SessionMisnamed),
             _ => Err(Reason::SessionAmbiguous),
         };
-        let claims = match claims {
+        let mut claims = match claims {
             Ok(c) => c,
             Err(reason) => return Verdict::refuse(reason, body),
         };
@@ -417,7 +417,8 @@ impl Gate {
         // One generation of policies for the whole decision, even if a reload lands now.
         let policies = self.policies.current();
         let mut closest: Option<(Miss<'_>, &ShareGrant)> = None;
-        for share in &claims.shares {
+        for i in 0..claims.shares.len() {
+            let share = &claims.shares[i];
             let outcome: Result<(), Miss> = match policies.set.get(&share.profile) {
                 None => Err(Miss::ProfileUnknown),
                 Some(profile) => {
@@ -460,15 +461,19 @@ impl Gate {
                                     }
                                 }
                             }
-                            guest.share = Some(share.clone());
                             guest.rule = Some(rule.name.clone());
+                            let remove_headers = profile.remove_headers.clone();
+                            let response = Arc::clone(&profile.response);
+                            // The allowing share is taken out of the claims, not cloned:
+                            // an allow needs no other share (`held` stays empty).
+                            guest.share = Some(claims.shares.swap_remove(i));
                             return Verdict::Allow(Box::new(AllowedRequest {
                                 guest,
-                                path: target.path.clone(),
+                                path: target.path,
                                 target: uri,
                                 set_headers,
-                                remove_headers: profile.remove_headers.clone(),
-                                response: Arc::clone(&profile.response),
+                                remove_headers,
+                                response,
                                 body,
                             }));
                         }

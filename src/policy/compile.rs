@@ -156,6 +156,16 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Whether evaluating the rule reads capture positions: it binds the case or the
+    /// version, rewrites the path, or requires query values (their templates may name
+    /// captures). Any other rule is decided by the profile's RegexSet match alone.
+    pub fn needs_captures(&self) -> bool {
+        self.binds_case
+            || self.binds_version
+            || self.rewrite.is_some()
+            || !self.query.require.is_empty()
+    }
+
     /// Whether a request allowed by this rule is bound to the share's case (by a path
     /// capture or a required query value).
     pub fn bound_to_case(&self) -> bool {

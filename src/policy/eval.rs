@@ -151,7 +151,8 @@ pub struct Allowed {
 pub type Evaluation<'a> = Result<Allowed, Missed<'a>>;
 
 struct CaptureBindings<'a, 'h> {
-    caps: &'a regex::Captures<'h>,
+    /// `None` for a rule that uses no capture (see [`Rule::needs_captures`]).
+    caps: Option<&'a regex::Captures<'h>>,
     scope: Scope<'a>,
 }
 
@@ -160,7 +161,7 @@ impl Bindings for CaptureBindings<'_, '_> {
         match var {
             Var::Case => self.scope.case,
             Var::Version => self.scope.version,
-            Var::Capture(n) => self.caps.name(n).map_or("", |m| m.as_str()),
+            Var::Capture(n) => self.caps.and_then(|c| c.name(n)).map_or("", |m| m.as_str()),
             // Identity values are not allowed in rule templates (checked at compile).
             _ => "",
         }
@@ -231,10 +232,17 @@ fn check_rule<'a>(
     scope: Scope<'a>,
     bracket_keys: bool,
 ) -> Result<Option<String>, (DenyReason, Why<'a>)> {
-    let caps = rule
-        .regex
-        .captures(&target.path)
-        .ok_or((DenyReason::NoRule, Why::NoRule))?;
+    // The profile's RegexSet already matched this rule; a rule that binds nothing
+    // needs no capture positions, the costliest search a regex does.
+    let caps = if rule.needs_captures() {
+        Some(
+            rule.regex
+                .captures(&target.path)
+                .ok_or((DenyReason::NoRule, Why::NoRule))?,
+        )
+    } else {
+        None
+    };
     // Scope first: a guest probing another case is the event worth reporting.
     for (binds, part, share) in [
         (rule.binds_case, "case", scope.case),
@@ -243,7 +251,10 @@ fn check_rule<'a>(
         if !binds {
             continue;
         }
-        let captured = caps.name(part).map_or("", |m| m.as_str());
+        let captured = caps
+            .as_ref()
+            .and_then(|c| c.name(part))
+            .map_or("", |m| m.as_str());
         if captured != share {
             return Err((
                 DenyReason::Scope,
@@ -258,7 +269,10 @@ fn check_rule<'a>(
     if !rule.methods.iter().any(|m| m == method) {
         return Err((DenyReason::Method, Why::Method(method)));
     }
-    let bindings = CaptureBindings { caps: &caps, scope };
+    let bindings = CaptureBindings {
+        caps: caps.as_ref(),
+        scope,
+    };
     check_query(rule, target, &bindings, bracket_keys)?;
     Ok(rule.rewrite.as_ref().map(|t| t.render(&bindings)))
 }
