@@ -189,13 +189,15 @@ if [ -n "$nginx_pid" ]; then
   variants+=(nginx); pid_of[nginx]=$nginx_pid; url_of[nginx]="http://127.0.0.1:3904$allowed"; hdr_of[nginx]="X-Load: nginx"
 fi
 
-run() { # run VARIANT -> prints "µs-per-request requests"
-  local v=$1 before after out n
-  before=$(cpu_ticks "${pid_of[$v]}")
+# steal time of CPU 0 (the proxy's), in ticks: on a VM, time the host gave to others
+steal_ticks() { awk '/^cpu0 / {print $9}' /proc/stat; }
+run() { # run VARIANT -> prints "µs-per-request requests steal-%-of-cpu0"
+  local v=$1 before after out n s0 s1
+  before=$(cpu_ticks "${pid_of[$v]}"); s0=$(steal_ticks)
   out=$("${pin_load[@]}" wrk -t1 -c"$conns" -d"${dur}s" -H "${hdr_of[$v]}" "${url_of[$v]}")
-  after=$(cpu_ticks "${pid_of[$v]}")
+  after=$(cpu_ticks "${pid_of[$v]}"); s1=$(steal_ticks)
   n=$(echo "$out" | awk '/requests in/ {print $1}')
-  echo "$(echo "($after - $before) * 1000000 / $ticks / $n" | bc -l) $n"
+  echo "$(echo "($after - $before) * 1000000 / $ticks / $n" | bc -l) $n $(( (s1 - s0) * 100 / (ticks * dur) ))"
 }
 
 # warm every variant once (connections, caches, page faults) before measuring
@@ -204,14 +206,15 @@ for v in "${variants[@]}"; do dur=1 run "$v" >/dev/null; done
 echo "$(date -u +%Y-%m-%d) $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "wrk -t1 -c$conns -d${dur}s per run, $rounds interleaved rounds; proxy pinned: ${pin_proxy[*]:-no}"
 declare -A samples ratios
+steals=""
 for r in $(seq 1 "$rounds"); do
   n=${#variants[@]}; line="round $r:"
   declare -A this=()
   for i in $(seq 0 $((n - 1))); do
     v=${variants[$(( (i + r) % n ))]}
-    read -r us reqs < <(run "$v")
-    samples[$v]+="$us "; this[$v]=$us
-    line+=$(printf ' %s %.1f µs (%s req)' "$v" "$us" "$reqs")
+    read -r us reqs steal < <(run "$v")
+    samples[$v]+="$us "; this[$v]=$us; steals+="$steal "
+    line+=$(printf ' %s %.1f µs (%s req, steal %s%%)' "$v" "$us" "$reqs" "$steal")
   done
   # the ratio within the round: drift on a shared machine moves every variant of a
   # round alike, so the per-round ratio is steadier than a ratio of medians
@@ -227,6 +230,12 @@ for v in "${variants[@]}"; do
   med=$(echo "${samples[$v]}" | median)
   printf '| %-6s | %24.1f | %21.2fx |\n' "$v" "$med" "$(echo "${ratios[$v]}" | median)"
 done
+steal_med=$(echo "$steals" | median)
+echo "steal time on the proxy's CPU: median $steal_med% of a run"
+if [ "$(echo "$steal_med > 5" | bc -l)" = 1 ]; then
+  echo "note: the host took more than 5% of the proxy's CPU: rounds drift, and a few percent"
+  echo "      between variants is within noise here; ./scripts/load.sh --instructions is steadier"
+fi
 
 # Memory with many sessions: a share and a verified session each, then one request each.
 echo
