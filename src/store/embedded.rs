@@ -43,6 +43,20 @@ impl EmbeddedStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(unavailable)?;
         }
+        // Guests' emails and the hashes of their codes and links: readable by guestgate's
+        // own user only. Created 0600 before redb opens it (no window at a wider mode),
+        // and an older file is tightened.
+        {
+            use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(unavailable)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(unavailable)?;
+        }
         let db = Database::create(path).map_err(unavailable)?;
         // Create the tables up front so reads never meet a missing table.
         let tx = db.begin_write().map_err(unavailable)?;
@@ -414,3 +428,29 @@ impl Store for EmbeddedStore {
 }
 
 // Behaviour is tested against both backends by the one suite in tests/store_behaviour.rs.
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn the_store_file_is_readable_by_its_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.redb");
+        drop(EmbeddedStore::open(&fresh).unwrap());
+        assert_eq!(mode(&fresh), 0o600);
+        // a file an older version left world-readable is tightened, and still opens
+        let old = dir.path().join("old.redb");
+        drop(EmbeddedStore::open(&old).unwrap());
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(EmbeddedStore::open(&old).unwrap());
+        assert_eq!(mode(&old), 0o600);
+    }
+}
