@@ -67,13 +67,6 @@ impl AuditKey {
     }
 }
 
-/// Appends the chained form of one event line (`{...}`) to `out`; returns its hash.
-pub fn chain_line(key: &AuditKey, event: &[u8], prev: &str, out: &mut Vec<u8>) -> String {
-    let mut head = prev.to_owned();
-    advance(key, event, &mut head, out);
-    head
-}
-
 /// Appends the chained form of one event line (`{...}`) to `out` and makes `head` (the
 /// previous line's hash) this line's hash, in place: the writer chains every line of a
 /// batch without allocating.
@@ -431,6 +424,13 @@ pub fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Appends the chained form of one event line to `out`; returns its hash.
+    fn chain_line(key: &AuditKey, event: &[u8], prev: &str, out: &mut Vec<u8>) -> String {
+        let mut head = prev.to_owned();
+        advance(key, event, &mut head, out);
+        head
+    }
 
     fn key() -> AuditKey {
         AuditKey::new(&[7u8; 32])

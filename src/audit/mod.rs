@@ -26,9 +26,6 @@ use chain::AuditKey;
 /// Bytes that may wait for the writer; past this a line is dropped and counted rather
 /// than letting memory grow without bound when the disk is far behind.
 const MAX_PENDING: usize = 64 * 1024 * 1024;
-/// Room kept for one more line when the batch is nearly full (lines are a few hundred
-/// bytes; the longest, with a 4 KiB path and its detail, stay well below this).
-const MAX_LINE: usize = 64 * 1024;
 
 /// Audit stream settings.
 #[derive(Debug, Clone)]
@@ -348,28 +345,30 @@ impl AuditSink {
 
     /// Adds one event to the current batch; never blocks on I/O.
     pub fn emit<T: Serialize>(&self, event: &T) {
-        let Ok(mut pending) = self.shared.pending.lock() else {
-            return;
-        };
-        // Written straight into the batch (no line of its own to allocate and copy);
-        // a line that fails or does not fit is cut off again.
-        let start = pending.len();
-        // Checked before writing too, so a full batch never reallocates past its bound.
-        if start + MAX_LINE > MAX_PENDING {
-            drop(pending);
-            self.count_dropped();
-            return;
+        thread_local! {
+            // One line buffer per thread, reused: serialising allocates nothing, and
+            // happens outside the lock other request threads are waiting on.
+            static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        if serde_json::to_writer(&mut *pending, event).is_err() {
-            pending.truncate(start);
-            return;
-        }
-        pending.push(b'\n');
-        if pending.len() > MAX_PENDING {
-            pending.truncate(start);
-            drop(pending);
-            self.count_dropped();
-        }
+        LINE.with(|cell| {
+            let Ok(mut line) = cell.try_borrow_mut() else {
+                return;
+            };
+            line.clear();
+            if serde_json::to_writer(&mut *line, event).is_err() {
+                return;
+            }
+            line.push(b'\n');
+            let Ok(mut pending) = self.shared.pending.lock() else {
+                return;
+            };
+            if pending.len() + line.len() > MAX_PENDING {
+                drop(pending);
+                self.count_dropped();
+                return;
+            }
+            pending.extend_from_slice(&line);
+        });
     }
 
     fn count_dropped(&self) {

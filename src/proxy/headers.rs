@@ -22,7 +22,7 @@ pub fn edit(
     verdict: &Verdict,
     owned: &OwnedHeaders,
     upstream_host: &http::HeaderValue,
-    client: Option<std::net::IpAddr>,
+    client: Option<&crate::client_addr::IpText>,
 ) -> pingora::Result<()> {
     let body = match verdict {
         Verdict::Allow(a) => a.body,
@@ -40,10 +40,7 @@ pub fn edit(
         }
         req.insert_header(http::header::HOST, upstream_host.clone())?;
         if let Some(ip) = client {
-            req.insert_header(
-                "x-forwarded-for",
-                crate::client_addr::IpText::new(ip).as_str(),
-            )?;
+            req.insert_header("x-forwarded-for", ip.as_str())?;
         }
         for (name, value) in &allowed.set_headers {
             req.insert_header(name.clone(), value.clone())?;

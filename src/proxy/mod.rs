@@ -59,6 +59,8 @@ pub struct RequestCtx {
     request_id: String,
     /// The client (through trusted proxies), for throttles, audit and `X-Forwarded-For`.
     client: Option<IpAddr>,
+    /// The same address as text, written once for `X-Forwarded-For` and the audit line.
+    client_text: Option<crate::client_addr::IpText>,
     arrived: SystemTime,
     started: Instant,
     verdict: Option<Verdict>,
@@ -345,6 +347,7 @@ impl ProxyHttp for GuestGateProxy {
         RequestCtx {
             request_id: crate::stamp::request_id(),
             client: None,
+            client_text: None,
             arrived: SystemTime::now(),
             started: Instant::now(),
             verdict: None,
@@ -357,6 +360,7 @@ impl ProxyHttp for GuestGateProxy {
     /// Decides; answers refusals and guestgate's own pages here so the app never sees them.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.client = request::client(session, &self.trusted_proxies);
+        ctx.client_text = ctx.client.map(crate::client_addr::IpText::new);
         self.filter(session, ctx).await
     }
 
@@ -391,7 +395,7 @@ impl ProxyHttp for GuestGateProxy {
                 verdict,
                 owned,
                 &self.upstream_host,
-                ctx.client,
+                ctx.client_text.as_ref(),
             )?,
             // Nothing else is forwarded; refuse rather than send an undecided request.
             None => return Err(pingora::Error::new(pingora::ErrorType::InternalError)),

@@ -12,7 +12,7 @@ use crate::stamp::timestamp;
 /// Counts the request and writes its audit event.
 pub fn record(audit: &AuditSink, audit_pass_through: bool, session: &Session, ctx: &RequestCtx) {
     let status = session.response_written().map_or(0, |r| r.status.as_u16());
-    let client_ip = ctx.client.map(crate::client_addr::IpText::new);
+    let client_ip = ctx.client_text;
     if let Some(page) = &ctx.page {
         metrics::get()
             .challenge
