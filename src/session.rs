@@ -166,7 +166,38 @@ pub struct SessionKeys {
 /// the keys, so new keys start with an empty cache.
 struct VerifiedCache {
     cap: usize,
-    map: std::sync::Mutex<HashMap<Box<str>, Claims>>,
+    map: std::sync::Mutex<HashMap<Box<str>, Claims, TailState>>,
+}
+
+/// How many bytes at a token's end the cache hashes: inside its signature (43 bytes of
+/// base64 for HS256).
+const HASHED_TAIL: usize = 32;
+
+/// The cache's hasher: keyed SipHash, as the standard map's, but over the token's last
+/// [`HASHED_TAIL`] bytes only. Hashing all ~500 bytes of every session token cost more
+/// than the rest of a cache hit. The key stays random per process, only verified tokens
+/// are ever inserted (nobody can fill a bucket with tokens of their choosing), and a
+/// lookup still compares every byte of the token.
+#[derive(Default)]
+struct TailState(std::collections::hash_map::RandomState);
+
+impl std::hash::BuildHasher for TailState {
+    type Hasher = TailHasher;
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+struct TailHasher(std::collections::hash_map::DefaultHasher);
+
+impl std::hash::Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0
+            .write(&bytes[bytes.len().saturating_sub(HASHED_TAIL)..]);
+    }
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
 }
 
 impl VerifiedCache {
@@ -240,7 +271,7 @@ impl SessionKeys {
             audience: audience.to_string(),
             verified: VerifiedCache {
                 cap: 0,
-                map: std::sync::Mutex::new(HashMap::new()),
+                map: std::sync::Mutex::new(HashMap::default()),
             },
         }
     }
@@ -534,6 +565,16 @@ mod tests {
         let last = forged.len() - 2;
         forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
         assert!(k.verify(std::str::from_utf8(&forged).unwrap()).is_err());
+        // The same signature over other claims: the cache hashes only the tail, so this
+        // lands in the cached token's bucket; it must still be told apart and refused.
+        let mut swapped = t.clone().into_bytes();
+        let mid = t.find('.').unwrap() + 5;
+        swapped[mid] = if swapped[mid] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            swapped[swapped.len() - HASHED_TAIL..],
+            t.as_bytes()[t.len() - HASHED_TAIL..]
+        );
+        assert!(k.verify(std::str::from_utf8(&swapped).unwrap()).is_err());
         // Expiry is checked on every use, cached or not.
         let now = unix_now();
         let mut c = k.verify(&t).unwrap();
