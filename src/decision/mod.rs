@@ -149,8 +149,9 @@ pub struct AllowedRequest {
     pub path: String,
     /// The encoded target sent upstream: the match (or its rewrite), canonical.
     pub target: http::Uri,
-    /// Headers the profile sets, rendered.
-    pub set_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Headers the profile sets, rendered: each name in the bytes pingora writes, so
+    /// the insert copies no name (see [`crate::header_names::WireName`]).
+    pub set_headers: Vec<(bytes::Bytes, HeaderValue)>,
     /// Headers the profile removes.
     pub remove_headers: Vec<HeaderName>,
     /// What the profile does to the app's response (headers, banner).
@@ -451,7 +452,7 @@ impl Gate {
                             let mut set_headers = Vec::with_capacity(profile.set_headers.len());
                             for (name, template) in &profile.set_headers {
                                 match HeaderValue::from_str(&template.render(&bindings)) {
-                                    Ok(v) => set_headers.push((name.clone(), v)),
+                                    Ok(v) => set_headers.push((name.wire(), v)),
                                     Err(_) => {
                                         return deny(
                                             Reason::HeaderValueInvalid,

@@ -19,7 +19,7 @@ use crate::session;
 /// target; last, the framing headers guestgate parsed, so no strip can touch them.
 pub fn edit(
     req: &mut RequestHeader,
-    verdict: &Verdict,
+    verdict: &mut Verdict,
     owned: &OwnedHeaders,
     upstream_host: &http::HeaderValue,
     client: Option<&crate::client_addr::IpText>,
@@ -42,10 +42,12 @@ pub fn edit(
         if let Some(ip) = client {
             req.insert_header("x-forwarded-for", ip.as_str())?;
         }
-        for (name, value) in &allowed.set_headers {
-            req.insert_header(name.clone(), value.clone())?;
+        // Moved, not cloned: nothing reads them after this (the scope assertion reads
+        // the target back from the request, which is what the app receives).
+        for (name, value) in allowed.set_headers.drain(..) {
+            req.insert_header(name, value)?;
         }
-        req.set_uri(allowed.target.clone());
+        req.set_uri(std::mem::take(&mut allowed.target));
     }
     let bodiless = framing::is_bodiless(req.method.as_str());
     write_framing(req, body, bodiless)
@@ -66,8 +68,9 @@ pub fn assert_scope(
         // An allow always names its share; refuse rather than assert nothing.
         return Err(pingora::Error::new(pingora::ErrorType::InternalError));
     };
-    let target = allowed
-        .target
+    // Read from the request after `edit` set it: exactly the target the app receives.
+    let target = req
+        .uri
         .path_and_query()
         .map_or("/", http::uri::PathAndQuery::as_str);
     let token = keys.sign(

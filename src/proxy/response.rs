@@ -42,7 +42,7 @@ pub fn apply_plan(resp: &mut ResponseHeader, plan: &ResponsePlan) -> pingora::Re
         resp.remove_header(name);
     }
     for (name, value) in &plan.set_headers {
-        resp.insert_header(name.clone(), value.clone())?;
+        resp.insert_header(name.wire(), value.clone())?;
     }
     Ok(())
 }
