@@ -59,7 +59,7 @@ pub fn record(audit: &AuditSink, audit_pass_through: bool, session: &Session, ct
     let guest = verdict.guest();
     let share = guest.and_then(|g| g.share.as_ref());
     let refused = matches!(verdict, Verdict::Refuse { .. });
-    audit.emit(&DecisionEvent {
+    audit.emit_decision(&DecisionEvent {
         ts: timestamp(ctx.arrived),
         kind: "request",
         request_id: &ctx.request_id,
