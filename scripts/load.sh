@@ -32,7 +32,8 @@
 # on a shared machine cannot; they leave out the kernel's share (the same socket calls
 # for every variant) and cache misses. The audit writer thread is shown on its own:
 # valgrind hides the CPU's SHA instructions, so its HMAC counts several times what it
-# costs natively.
+# costs natively. With LOAD_KEEP_DUMPS=DIR the callgrind dumps are kept there as
+# VARIANT.callgrind, for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=cpu
@@ -168,6 +169,7 @@ PY
     total=$(inclusive "$dump" "PROGRAM TOTALS")
     writer=$(inclusive "$dump" "guestgate::audit::Writer::run")
     mv "$dump" "$dump.done"
+    if [ -n "${LOAD_KEEP_DUMPS:-}" ]; then mkdir -p "$LOAD_KEEP_DUMPS"; cp "$dump.done" "$LOAD_KEEP_DUMPS/$v.callgrind"; fi
     per=$((total / requests)); [ -n "$bare_ir" ] || bare_ir=$per
     printf '| %-6s | %26d | %13.2fx | %22d |\n' "$v" "$per" "$(echo "$bare_ir / $per" | bc -l)" "$((writer / requests))"
   done
