@@ -518,6 +518,34 @@ fn lax_upstreams_parse_exactly_what_guestgate_decided() {
     eprintln!("{total} variants in all");
 }
 
+/// An app that drops a reused connection after reading a request makes pingora send the
+/// request again on a new connection, through the filters again: the retry must carry
+/// exactly what was decided, the same target and the same identity headers.
+#[test]
+fn a_retried_request_reaches_the_app_as_decided() {
+    let p = policies();
+    let upstream = LaxUpstream::start(Lax::ClosesReusedConnections);
+    let g = gate_for(&upstream, &p, true);
+    let cookie = g.cookie(EMAIL, &[("sh-42", "42", "3", "smuggle")]);
+    let target = "/api/cases/42/versions/3/documents/1";
+    for i in 0..4 {
+        let r = g.send("GET", target, Some(&cookie), &[]);
+        assert_eq!(r.status, 200, "request {i}: {}", r.body);
+    }
+    let seen = settled(|| upstream.seen());
+    // Four answered, and every second request on a connection dropped and sent again.
+    assert!(
+        seen.len() > 4,
+        "the upstream dropped no reused connection, so nothing was retried: {seen:?}"
+    );
+    for s in &seen {
+        assert_eq!(s.target, target, "{s:?}");
+        assert_eq!(s.header_all("x-guest-email"), [EMAIL], "{s:?}");
+        assert_eq!(s.header_all("x-guest-scope"), ["42/3"], "{s:?}");
+        assert_eq!(s.header_all("x-guest-share"), ["sh-42"], "{s:?}");
+    }
+}
+
 /// The bundled sample app reads `Content-Length: 97, 97` as 0: the shape that was
 /// reported. Through guestgate it parses only what guestgate forwarded.
 #[test]

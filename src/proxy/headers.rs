@@ -19,7 +19,7 @@ use crate::session;
 /// target; last, the framing headers guestgate parsed, so no strip can touch them.
 pub fn edit(
     req: &mut RequestHeader,
-    verdict: &mut Verdict,
+    verdict: &Verdict,
     owned: &OwnedHeaders,
     upstream_host: &http::HeaderValue,
     client: Option<&crate::client_addr::IpText>,
@@ -42,12 +42,13 @@ pub fn edit(
         if let Some(ip) = client {
             req.insert_header("x-forwarded-for", ip.as_str())?;
         }
-        // Moved, not cloned: nothing reads them after this (the scope assertion reads
-        // the target back from the request, which is what the app receives).
-        for (name, value) in allowed.set_headers.drain(..) {
-            req.insert_header(name, value)?;
+        // Cloned, never moved out of the verdict: pingora runs this filter again on a
+        // fresh copy of the client's request when it retries on a new connection, and
+        // that copy must get the same headers and target.
+        for (name, value) in &allowed.set_headers {
+            req.insert_header(name.clone(), value.clone())?;
         }
-        req.set_uri(std::mem::take(&mut allowed.target));
+        req.set_uri(allowed.target.clone());
     }
     let bodiless = framing::is_bodiless(req.method.as_str());
     write_framing(req, body, bodiless)

@@ -389,7 +389,7 @@ impl ProxyHttp for GuestGateProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let owned = &self.gate.policies.current().owned;
-        match &mut ctx.verdict {
+        match &ctx.verdict {
             Some(verdict) => headers::edit(
                 upstream_request,
                 verdict,

@@ -24,6 +24,11 @@ pub enum Lax {
     /// (`chunked, identity` is chunked, `gzip, chunked` is not), else falls back to the
     /// first Content-Length; joins folded header lines.
     PartialTransferEncoding,
+    /// Frames strictly, but answers only the first request on a connection: it reads and
+    /// records the second, then closes without a word, as an app whose keep-alive timeout
+    /// races the proxy's reuse of the connection does. pingora sends that request again
+    /// on a new connection.
+    ClosesReusedConnections,
 }
 
 /// A lax upstream on a free port, recording what it parsed.
@@ -117,6 +122,7 @@ fn serve(conn: TcpStream, lax: Lax, store: &Mutex<Vec<Seen>>) {
         Err(_) => return,
     };
     let mut r = BufReader::new(conn);
+    let mut answered = 0;
     loop {
         let Some((method, target, headers)) = read_head(&mut r, lax) else {
             return;
@@ -133,6 +139,10 @@ fn serve(conn: TcpStream, lax: Lax, store: &Mutex<Vec<Seen>>) {
                 body: String::from_utf8_lossy(&body).into_owned(),
             });
         }
+        if lax == Lax::ClosesReusedConnections && answered == 1 {
+            return;
+        }
+        answered += 1;
         let reply: &[u8] = if method == "HEAD" {
             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
         } else {
@@ -222,6 +232,8 @@ fn read_body(
                 .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
         }
         Lax::LenientLength => false,
+        Lax::ClosesReusedConnections => header(headers, "transfer-encoding", true)
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked")),
         Lax::PartialTransferEncoding => header(headers, "transfer-encoding", false)
             .and_then(|v| v.split(',').next())
             .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked")),
