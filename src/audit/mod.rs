@@ -133,7 +133,7 @@ impl DecisionEvent<'_> {
         str_field(out, b",\"decision\":", self.decision);
         str_field(out, b",\"reason\":", self.reason);
         out.extend_from_slice(b",\"status\":");
-        json_u16(out, self.status);
+        json_number(out, &self.status);
         str_field(out, b",\"method\":", self.method);
         opt_field(out, b",\"path\":", self.path);
         opt_field(out, b",\"guest\":", self.guest);
@@ -152,12 +152,16 @@ impl DecisionEvent<'_> {
             ip.map(crate::client_addr::IpText::as_str),
         );
         out.extend_from_slice(b",\"latency_ms\":");
-        // serde_json's own float writing (shortest round-trip digits, `null` if not
-        // finite), so the number reads back exactly as before.
-        if serde_json::to_writer(&mut *out, &self.latency_ms).is_err() {
-            out.extend_from_slice(b"null");
-        }
+        json_number(out, &self.latency_ms);
         out.push(b'}');
+    }
+}
+
+/// A number as serde_json writes it (shortest round-trip digits for a float, `null` when
+/// not finite), so it reads back exactly as before.
+fn json_number<T: Serialize>(out: &mut Vec<u8>, n: &T) {
+    if serde_json::to_writer(&mut *out, n).is_err() {
+        out.extend_from_slice(b"null");
     }
 }
 
@@ -200,22 +204,6 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
-}
-
-/// A `u16` in decimal.
-fn json_u16(out: &mut Vec<u8>, n: u16) {
-    let mut digits = [0u8; 5];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 /// One admin API action.
