@@ -4,37 +4,6 @@
 //! on a name goes through, which reads `_` as `-` the way CGI-style backends do. The edits
 //! on a pingora request live in `proxy/headers.rs`; this is a leaf.
 
-use bytes::Bytes;
-use http::HeaderName;
-use pingora::http::IntoCaseHeaderName;
-
-/// A header name guestgate sets, with the bytes pingora writes for it computed once, when
-/// policies load. Inserting a bare `HeaderName` makes pingora work out (and, for a custom
-/// name, copy) those bytes again on every request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WireName {
-    name: HeaderName,
-    wire: Bytes,
-}
-
-impl WireName {
-    /// The name, with pingora's own spelling of it on the wire.
-    pub fn new(name: HeaderName) -> Self {
-        let wire = Bytes::copy_from_slice(name.clone().into_case_header_name().as_slice());
-        Self { name, wire }
-    }
-
-    /// The parsed name.
-    pub fn name(&self) -> &HeaderName {
-        &self.name
-    }
-
-    /// The wire spelling, for pingora's `insert_header`: a shared reference, not a copy.
-    pub fn wire(&self) -> Bytes {
-        self.wire.clone()
-    }
-}
-
 /// Hop-by-hop headers: meaningful for one connection only. Never forwarded from a guest,
 /// never set or removed by a profile (framing and connection handling are guestgate's).
 pub const HOP_BY_HOP: &[&str] = &[

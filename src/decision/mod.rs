@@ -149,9 +149,8 @@ pub struct AllowedRequest {
     pub path: String,
     /// The encoded target sent upstream: the match (or its rewrite), canonical.
     pub target: http::Uri,
-    /// Headers the profile sets, rendered: each name in the bytes pingora writes, so
-    /// the insert copies no name (see [`crate::header_names::WireName`]).
-    pub set_headers: Vec<(bytes::Bytes, HeaderValue)>,
+    /// Headers the profile sets, rendered.
+    pub set_headers: Vec<(HeaderName, HeaderValue)>,
     /// Headers the profile removes.
     pub remove_headers: Vec<HeaderName>,
     /// What the profile does to the app's response (headers, banner).
@@ -436,7 +435,9 @@ impl Gate {
                             let rule = &profile.rules[allowed.rule];
                             let path = allowed.rewritten_path.as_deref().unwrap_or(&target.path);
                             let forward = target.to_target_with_path(path);
-                            let Ok(uri) = forward.parse::<http::Uri>() else {
+                            // Parsed where it lies: no copy of the string.
+                            let Ok(uri) = http::Uri::from_maybe_shared(bytes::Bytes::from(forward))
+                            else {
                                 // Canonical targets always parse; refuse rather than guess if not.
                                 return deny(
                                     Reason::TargetUnforwardable,
@@ -451,8 +452,9 @@ impl Gate {
                             };
                             let mut set_headers = Vec::with_capacity(profile.set_headers.len());
                             for (name, template) in &profile.set_headers {
-                                match HeaderValue::from_str(&template.render(&bindings)) {
-                                    Ok(v) => set_headers.push((name.wire(), v)),
+                                let rendered = bytes::Bytes::from(template.render(&bindings));
+                                match HeaderValue::from_maybe_shared(rendered) {
+                                    Ok(v) => set_headers.push((name.clone(), v)),
                                     Err(_) => {
                                         return deny(
                                             Reason::HeaderValueInvalid,

@@ -9,7 +9,7 @@ use regex::{Regex, RegexSet};
 
 use super::parse::{RawProfile, RawRule};
 use super::response::{compile_response, ResponsePlan};
-use crate::header_names::{is_managed, WireName};
+use crate::header_names::is_managed;
 use crate::toml_source::{Source, SourceError};
 
 /// Methods a rule may name. Anything else is a typo, not a method the app serves.
@@ -198,7 +198,7 @@ pub struct Profile {
     /// All rule patterns, so one pass finds the candidate rules.
     pub set: RegexSet,
     /// Headers set on allowed requests.
-    pub set_headers: Vec<(WireName, Template)>,
+    pub set_headers: Vec<(HeaderName, Template)>,
     /// Headers removed from allowed requests.
     pub remove_headers: Vec<HeaderName>,
     /// Most query keys a request may carry (0: no limit), checked before any rule.
@@ -271,7 +271,7 @@ pub fn compile_profile(raw: RawProfile, src: &Source) -> Result<Profile, Vec<Sou
                 if t.literals().any(|l| HeaderValue::from_str(l).is_err()) {
                     errors.push(src.error_at(&key, "value has characters not allowed in a header"));
                 } else {
-                    set_headers.push((WireName::new(header), t));
+                    set_headers.push((header, t));
                 }
             }
             Err(msg) => errors.push(src.error_at(

@@ -80,7 +80,7 @@ impl PolicySet {
         let mut owned = HashSet::new();
         for p in profiles {
             for (h, _) in &p.set_headers {
-                owned.insert(h.name().clone());
+                owned.insert(h.clone());
             }
             if let Some(prev) = map.get(&p.name).map(|q: &Profile| q.file.clone()) {
                 errors.push(SourceError {

@@ -6,7 +6,7 @@
 use http::{HeaderName, HeaderValue};
 
 use super::parse::{RawBanner, RawResponse};
-use crate::header_names::{is_managed_response, WireName};
+use crate::header_names::is_managed_response;
 use crate::toml_source::{Source, SourceError};
 
 /// The headers every guest response gets unless the profile says otherwise.
@@ -24,7 +24,7 @@ pub struct ResponsePlan {
     /// Removed from the app's response.
     pub remove_headers: Vec<HeaderName>,
     /// Set (replacing the app's): guestgate's defaults not overridden, then the profile's.
-    pub set_headers: Vec<(WireName, HeaderValue)>,
+    pub set_headers: Vec<(HeaderName, HeaderValue)>,
     /// The banner's words; `None` when the profile turns it off.
     pub banner: Option<BannerWords>,
 }
@@ -86,10 +86,6 @@ pub fn compile_response(
         .filter(|(n, _)| !remove_headers.contains(n) && !set_headers.iter().any(|(s, _)| s == n))
         .collect();
     resolved.extend(set_headers);
-    let resolved = resolved
-        .into_iter()
-        .map(|(n, v)| (WireName::new(n), v))
-        .collect();
 
     let words = |key: &str, value: Option<String>, default: String, errors: &mut Vec<_>| {
         let v = value.unwrap_or(default);

@@ -64,10 +64,12 @@ pub struct RequestCtx {
     arrived: SystemTime,
     started: Instant,
     verdict: Option<Verdict>,
-    page: Option<PageEvent>,
+    /// Boxed, as the banner below: a guest page or an HTML page is the rare request, and
+    /// pingora moves this context (inside its request future) twice per request.
+    page: Option<Box<PageEvent>>,
     upstream_sent: Option<Instant>,
     /// The banner going into this response's HTML, chunk by chunk.
-    banner: Option<Injector>,
+    banner: Option<Box<Injector>>,
 }
 
 /// The proxy service.
@@ -333,7 +335,7 @@ impl GuestGateProxy {
             now: unix_now(),
         };
         let (reply, event) = self.routes().handle(&guest_req).await;
-        ctx.page = Some(event);
+        ctx.page = Some(Box::new(event));
         respond::write(session, reply).await?;
         Ok(true)
     }
@@ -390,35 +392,39 @@ impl ProxyHttp for GuestGateProxy {
     ) -> Result<()> {
         let owned = &self.gate.policies.current().owned;
         match &ctx.verdict {
-            Some(verdict) => headers::edit(
-                upstream_request,
-                verdict,
-                owned,
-                &self.upstream_host,
-                ctx.client_text.as_ref(),
-            )?,
-            // Nothing else is forwarded; refuse rather than send an undecided request.
-            None => return Err(pingora::Error::new(pingora::ErrorType::InternalError)),
-        }
-        if let Some(Verdict::Allow(allowed)) = &ctx.verdict {
-            if let Some(keys) = &self.assertion {
-                headers::assert_scope(
+            Some(Verdict::Allow(allowed)) => {
+                let mut parts = headers::guest_request(
                     upstream_request,
-                    keys,
-                    &self.assertion_header,
                     allowed,
-                    &ctx.request_id,
-                    unix_now(),
+                    owned,
+                    &self.upstream_host,
+                    ctx.client_text.as_ref(),
                 )?;
-                metrics::get().assertions.inc();
+                if let Some(keys) = &self.assertion {
+                    headers::assert_scope(
+                        &mut parts,
+                        keys,
+                        &self.assertion_header,
+                        allowed,
+                        &ctx.request_id,
+                        unix_now(),
+                    )?;
+                    metrics::get().assertions.inc();
+                }
+                if allowed.response.banner.is_some() {
+                    let h = &parts.headers;
+                    let ae = headers::banner_accept_encoding(
+                        h.get(http::header::ACCEPT).map(|v| v.as_bytes()),
+                        h.get(http::header::ACCEPT_ENCODING).map(|v| v.as_bytes()),
+                    );
+                    headers::put(&mut parts.headers, http::header::ACCEPT_ENCODING, ae)?;
+                }
+                *upstream_request = RequestHeader::from(parts);
             }
-            if allowed.response.banner.is_some() {
-                let h = &upstream_request.headers;
-                let ae = headers::banner_accept_encoding(
-                    h.get("accept").map(|v| v.as_bytes()),
-                    h.get("accept-encoding").map(|v| v.as_bytes()),
-                );
-                upstream_request.insert_header("accept-encoding", ae)?;
+            Some(Verdict::Pass { body }) => headers::pass_through(upstream_request, owned, *body)?,
+            // Nothing else is forwarded; refuse rather than send an undecided request.
+            Some(Verdict::Refuse { .. }) | None => {
+                return Err(pingora::Error::new(pingora::ErrorType::InternalError))
             }
         }
         ctx.upstream_sent = Some(Instant::now());
@@ -493,7 +499,7 @@ impl ProxyHttp for GuestGateProxy {
                     resp.append_header("set-cookie", c)?;
                 }
                 response::prepare_for_banner(resp, coding, session.req_header().version)?;
-                ctx.banner = Some(Injector::new(coding, html));
+                ctx.banner = Some(Box::new(Injector::new(coding, html)));
             }
         }
         Ok(())

@@ -8,6 +8,7 @@ use http::header::{
 };
 use http::{Method, StatusCode, Version};
 use pingora::http::ResponseHeader;
+use pingora::{ErrorType::InternalError, OrErr};
 
 use crate::banner::decode::Coding;
 use crate::banner::is_banner_html;
@@ -23,8 +24,20 @@ const DIGESTS: &[&str] = &["content-md5", "digest", "content-digest", "repr-dige
 pub fn strip_owned_cookies(resp: &mut ResponseHeader, cookie_base: &str) -> pingora::Result<()> {
     let all: Vec<http::HeaderValue> = resp.headers.get_all(SET_COOKIE).iter().cloned().collect();
     let owned = |v: &http::HeaderValue| {
-        let name = v.as_bytes().split(|&b| b == b'=').next().unwrap_or(b"");
-        std::str::from_utf8(name).map_or(true, |n| is_guestgate_cookie(n, cookie_base))
+        let pair = v.as_bytes().split(|&b| b == b';').next().unwrap_or(b"");
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (&b""[..], pair),
+        };
+        // A nameless cookie (`=n=v`, or a pair with no `=` at all) is stored with an
+        // empty name and sent back as its value alone, which then reads as `n=v`
+        // (RFC 6265bis, 5.6): what it comes back as is what must not be guestgate's.
+        let comes_back_as = if name.iter().all(|&b| b == b' ' || b == b'\t') {
+            value.split(|&b| b == b'=').next().unwrap_or(b"")
+        } else {
+            name
+        };
+        std::str::from_utf8(comes_back_as).map_or(true, |n| is_guestgate_cookie(n, cookie_base))
     };
     if !all.iter().any(owned) {
         return Ok(());
@@ -36,14 +49,25 @@ pub fn strip_owned_cookies(resp: &mut ResponseHeader, cookie_base: &str) -> ping
     Ok(())
 }
 
-/// Removes, then sets, what the profile's plan says.
+/// Removes, then sets, what the profile's plan says. The head is rebuilt around its
+/// header map, so the plan's names go in as parsed when the policy loaded: pingora's
+/// `insert_header` would parse each again and keep a second, case-preserving map in step.
+/// The guest's browser gets the app's header names in lower case (as over HTTP/2) and
+/// the status's standard reason phrase.
 pub fn apply_plan(resp: &mut ResponseHeader, plan: &ResponsePlan) -> pingora::Result<()> {
+    let (empty, ()) = http::Response::new(()).into_parts();
+    let mut parts: http::response::Parts =
+        std::mem::replace(resp, ResponseHeader::from(empty)).into();
     for name in &plan.remove_headers {
-        resp.remove_header(name);
+        parts.headers.remove(name);
     }
     for (name, value) in &plan.set_headers {
-        resp.insert_header(name.wire(), value.clone())?;
+        parts
+            .headers
+            .try_insert(name.clone(), value.clone())
+            .or_err(InternalError, "too many response headers")?;
     }
+    *resp = ResponseHeader::from(parts);
     Ok(())
 }
 
@@ -228,6 +252,9 @@ mod tests {
                 ("set-cookie", "__Host-GuestGate_Session=x"),
                 ("set-cookie", "guestgate_session_form=fixed"),
                 ("set-cookie", " guestgate_session =y"),
+                ("set-cookie", "=guestgate_session=planted; Path=/"),
+                ("set-cookie", "guestgate_session; Path=/"),
+                ("set-cookie", "=other=kept"),
             ],
         );
         strip_owned_cookies(&mut r, "guestgate_session").unwrap();
@@ -237,6 +264,6 @@ mod tests {
             .iter()
             .map(|v| v.to_str().unwrap())
             .collect();
-        assert_eq!(kept, ["app_pref=compact; Path=/"]);
+        assert_eq!(kept, ["app_pref=compact; Path=/", "=other=kept"]);
     }
 }
