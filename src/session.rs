@@ -450,11 +450,12 @@ pub fn find_cookie<'a>(
             }
             continue;
         };
-        for pair in v.split(';') {
+        // `memchr` splits: the session pair's value is hundreds of bytes.
+        for pair in crate::split::split_str(v, b';') {
             let Some((k, val)) = pair.split_once('=') else {
                 continue;
             };
-            let hidden = val.split(',').skip(1).any(|p| {
+            let hidden = crate::split::split_str(val, b',').skip(1).any(|p| {
                 p.split_once('=')
                     .is_some_and(|(k, _)| is_session_cookie(k, base))
             });
@@ -494,13 +495,18 @@ pub fn strip_cookie(value: &[u8], base: &str) -> Stripped {
         std::str::from_utf8(name).is_ok_and(|n| is_guestgate_cookie(n, base))
     };
     let pairs = || crate::split::split(value, b';');
-    if !pairs().any(is_ours) {
+    // Where the first of ours is: the pairs before it are not ours, and a guest's
+    // `Cookie` is often guestgate's pair alone, judged here once.
+    let Some(first) = pairs().position(is_ours) else {
         return Stripped::Unchanged;
-    }
+    };
     // The remaining pairs, each exactly as sent (their own leading space included).
     let mut out: Vec<u8> = Vec::new();
     let mut kept = 0usize;
-    for p in pairs().filter(|p| !is_ours(p) && !p.iter().all(|&b| b == b' ' || b == b'\t')) {
+    let blank = |p: &[u8]| p.iter().all(|&b| b == b' ' || b == b'\t');
+    let before = pairs().take(first).filter(|p| !blank(p));
+    let after = pairs().skip(first + 1).filter(|p| !is_ours(p) && !blank(p));
+    for p in before.chain(after) {
         if kept > 0 {
             out.push(b';');
         }
