@@ -195,9 +195,25 @@ static SEGMENT_FORBIDDEN: [bool; 256] = {
     table
 };
 
+/// Bytes a path may hold for its decoded form to be the bytes themselves: printable
+/// ASCII (so valid UTF-8, with no look-alikes), no `%` (so nothing to decode), and none
+/// of the bytes a segment may not hold. Most paths are all such bytes.
+static PLAIN_PATH_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        table[b] = !SEGMENT_FORBIDDEN[b] || b == b'/' as usize;
+        b += 1;
+    }
+    table
+};
+
 fn parse_path(raw: &[u8]) -> Result<String, TargetError> {
     // raw starts with '/': split the rest into segments.
-    let rest = &raw[1..];
+    let rest = raw.get(1..).unwrap_or_default();
+    if rest.iter().all(|&b| PLAIN_PATH_BYTE[usize::from(b)]) {
+        return parse_plain_path(raw);
+    }
     let mut path = String::with_capacity(raw.len());
     let mut segments = crate::split::split(rest, b'/').peekable();
     while let Some(seg) = segments.next() {
@@ -232,6 +248,29 @@ fn parse_path(raw: &[u8]) -> Result<String, TargetError> {
         path.push_str(text);
     }
     Ok(path)
+}
+
+/// [`parse_path`] for a path of plain bytes only: the same segment checks (empty, dot,
+/// dot-like) in the same order, without decoding or copying segment by segment, since
+/// the decoded path is the raw one.
+fn parse_plain_path(raw: &[u8]) -> Result<String, TargetError> {
+    let text = std::str::from_utf8(raw).map_err(|_| TargetError::BadUtf8)?;
+    let mut segments = crate::split::split_str(text.get(1..).unwrap_or_default(), b'/').peekable();
+    while let Some(seg) = segments.next() {
+        if seg.is_empty() {
+            if segments.peek().is_none() {
+                continue;
+            }
+            return Err(TargetError::EmptySegment);
+        }
+        if seg == "." || seg == ".." {
+            return Err(TargetError::DotSegment);
+        }
+        if seg.bytes().all(|b| b == b'.') || seg.ends_with(['.', ' ']) {
+            return Err(TargetError::DotLikeSegment);
+        }
+    }
+    Ok(text.to_owned())
 }
 
 /// Non-ASCII characters a normalising backend (NFKC, IDNA-style mapping, a filesystem on
@@ -333,8 +372,10 @@ fn hex_val(c: u8) -> Option<u8> {
 }
 
 /// Characters left raw in a path segment: unreserved plus the sub-delims and `:@`
-/// that carry no structure in a path (`;` is refused earlier, `/` separates).
-const PATH_SAFE: &[u8] = b"-._~!$&'()*+,=:@";
+/// that carry no structure in a path (`;` is refused earlier, `/` separates). Not `+`:
+/// some apps decode a path's raw `+` as a space, the way a query is decoded, where
+/// guestgate matched a `+`; `%2B` reads as `+` to every decoder.
+const PATH_SAFE: &[u8] = b"-._~!$&'()*,=:@";
 /// Characters left raw in a query key or value: `&`, `=`, `+` and `;` are always
 /// encoded, since each is a separator in some framework.
 const QUERY_SAFE: &[u8] = b"-._~!$'()*,:@/?";
@@ -359,14 +400,18 @@ const fn raw_table(safe: &[u8]) -> [bool; 256] {
     table
 }
 
+/// [`PATH_RAW`] with `/` left raw too: a decoded segment never holds a `/` (parsing
+/// refuses an encoded one), so every `/` of a decoded path separates segments.
+static PATH_RAW_WITH_SLASH: [bool; 256] = {
+    let mut table = PATH_RAW;
+    table[b'/' as usize] = true;
+    table
+};
+
 fn encode_path_into(decoded_path: &str, out: &mut String) {
-    // The decoded path is "/seg/seg..."; encode each segment, keep the separators.
-    for (i, seg) in decoded_path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        encode_into(seg, &PATH_RAW, out);
-    }
+    // The decoded path is "/seg/seg...": each segment encoded, the separators kept, in
+    // one pass over the whole path.
+    encode_into(decoded_path, &PATH_RAW_WITH_SLASH, out);
 }
 
 fn encode_into(text: &str, raw: &[bool; 256], out: &mut String) {
@@ -571,6 +616,9 @@ mod tests {
             ("/docs/%e2%82%ac", "/docs/%E2%82%AC"),
             // raw characters backends decode the same way are forwarded encoded
             ("/docs/a|b", "/docs/a%7Cb"),
+            // `+` is a `+` in a path, sent so that no app reads it as a space
+            ("/docs/a+b", "/docs/a%2Bb"),
+            ("/docs/a%2bb", "/docs/a%2Bb"),
             ("/docs/.hidden", "/docs/.hidden"),
             ("/docs/a.b.c", "/docs/a.b.c"),
             // query: + is a space, separators in values stay encoded, empties drop
@@ -738,6 +786,20 @@ mod tests {
             fn fast_paths_equal_the_plain_routines(raw in target_bytes(), any_text in any::<String>()) {
                 let rest = raw.split(|&b| b == b'?').next().unwrap_or(&raw);
                 prop_assert_eq!(parse_path(rest), reference::parse_path(rest));
+                // A decoded path is encoded segment by segment, its separators kept.
+                if let Ok(decoded) = parse_path(rest) {
+                    let mut fast = String::new();
+                    encode_path_into(&decoded, &mut fast);
+                    let plain: Vec<String> = decoded
+                        .split('/')
+                        .map(|seg| {
+                            let mut out = String::new();
+                            reference::encode_into(seg, PATH_SAFE, &mut out);
+                            out
+                        })
+                        .collect();
+                    prop_assert_eq!(fast, plain.join("/"));
+                }
                 // Decoded text may hold any character, 2- to 4-byte ones included.
                 let text = format!("{}{any_text}", String::from_utf8_lossy(&raw));
                 for (safe, table) in [(PATH_SAFE, &PATH_RAW), (QUERY_SAFE, &QUERY_RAW)] {
