@@ -39,10 +39,41 @@ pub fn request_id() -> String {
 
 /// RFC 3339 (UTC, milliseconds) of an instant: the form of audit lines,
 /// `2026-11-24T09:30:05.123Z`. Written by hand (one per audit line): the civil date
-/// from the day count (`civil_from_days`), no formatting machinery.
+/// from the day count (`civil_from_days`), no formatting machinery; and the part up to
+/// the second is kept per thread, since consecutive lines nearly always share it.
 pub fn timestamp(t: SystemTime) -> String {
+    thread_local! {
+        static SECOND: std::cell::Cell<(u64, [u8; 20])> = const { std::cell::Cell::new((u64::MAX, [0; 20])) };
+    }
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
+    let head = SECOND.with(|c| {
+        let (at, head) = c.get();
+        if at == secs {
+            return head;
+        }
+        let head = second_prefix(secs);
+        c.set((secs, head));
+        head
+    });
+    let ms = since.subsec_millis();
+    let mut out = [0u8; 24];
+    out[..20].copy_from_slice(&head);
+    for (slot, digit) in out[20..23]
+        .iter_mut()
+        .zip([ms / 100, ms / 10 % 10, ms % 10])
+    {
+        *slot = b'0' + digit as u8;
+    }
+    out[23] = b'Z';
+    // ASCII digits and separators only: always UTF-8.
+    std::str::from_utf8(&out)
+        .map(str::to_owned)
+        .unwrap_or_default()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of a Unix second.
+fn second_prefix(secs: u64) -> [u8; 20] {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days);
     let fields = [
@@ -52,14 +83,20 @@ pub fn timestamp(t: SystemTime) -> String {
         (rem / 3600, 2, b':'),
         (rem / 60 % 60, 2, b':'),
         (rem % 60, 2, b'.'),
-        (u64::from(since.subsec_millis()), 3, b'Z'),
     ];
-    let mut out = String::with_capacity(24);
+    let mut out = [0u8; 20];
+    let mut at = 0;
     for (value, width, sep) in fields {
         for i in (0..width).rev() {
-            out.push(char::from(b'0' + (value / 10u64.pow(i) % 10) as u8));
+            if let Some(slot) = out.get_mut(at) {
+                *slot = b'0' + (value / 10u64.pow(i) % 10) as u8;
+            }
+            at += 1;
         }
-        out.push(char::from(sep));
+        if let Some(slot) = out.get_mut(at) {
+            *slot = sep;
+        }
+        at += 1;
     }
     out
 }
@@ -148,6 +185,9 @@ mod tests {
         fn timestamp_matches_humantime(secs in 0u64..253_402_300_799, millis in 0u64..1000) {
             let t = UNIX_EPOCH + Duration::from_millis(secs * 1000 + millis);
             proptest::prop_assert_eq!(timestamp(t), humantime::format_rfc3339_millis(t).to_string());
+            // Another moment of the same second: written from the kept prefix.
+            let again = UNIX_EPOCH + Duration::from_millis(secs * 1000 + (millis + 7) % 1000);
+            proptest::prop_assert_eq!(timestamp(again), humantime::format_rfc3339_millis(again).to_string());
         }
     }
 
