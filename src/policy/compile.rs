@@ -1,6 +1,7 @@
-//! Compiles a raw profile into its matcher: path templates and anchored regexes into
-//! one `RegexSet` (one pass per request) plus per-rule capture regexes, and value
-//! templates into parts; every mistake is reported against its file, line and rule.
+//! Compiles a raw profile into its matcher: path templates into segment matchers (and
+//! their regexes), anchored regexes into one `RegexSet` (one pass per request) plus
+//! per-rule capture regexes, and value templates into parts; every mistake is reported
+//! against its file, line and rule.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -8,6 +9,7 @@ use http::{HeaderName, HeaderValue};
 use regex::{Regex, RegexSet};
 
 use super::parse::{RawProfile, RawRule};
+use super::path_template::PathTemplate;
 use super::response::{compile_response, ResponsePlan};
 use crate::header_names::is_managed;
 use crate::toml_source::{Source, SourceError};
@@ -135,6 +137,8 @@ pub struct Rule {
     pub methods: Vec<String>,
     /// The anchored pattern, for captures.
     pub regex: Regex,
+    /// The `path` template, when the rule has one: matched without the regex.
+    pub template: Option<PathTemplate>,
     /// Whether the pattern captures `case` / `version` (they must then equal the scope).
     pub binds_case: bool,
     /// See `binds_case`.
@@ -182,6 +186,13 @@ impl Rule {
 /// the counts where apps' parsers start dropping keys.
 pub const DEFAULT_MAX_QUERY_KEYS: usize = 64;
 
+/// Most rules a profile's paths are matched against one by one. A template walk costs
+/// a few dozen instructions per rule whose first segments fit; the `RegexSet`'s one pass
+/// costs a few thousand whatever the count. Above this many rules (which may share long
+/// prefixes) the set finds the candidates; their captures are still read off the
+/// templates.
+pub const WALK_MAX_RULES: usize = 32;
+
 /// A compiled profile.
 #[derive(Debug, Clone)]
 pub struct Profile {
@@ -197,6 +208,10 @@ pub struct Profile {
     pub rules: Vec<Rule>,
     /// All rule patterns, so one pass finds the candidate rules.
     pub set: RegexSet,
+    /// Whether candidate rules are found by walking the rules in order, each `path`
+    /// template matched segment by segment, rather than by the `RegexSet`: when every
+    /// rule has a template and there are at most [`WALK_MAX_RULES`] of them.
+    pub walk_rules: bool,
     /// Headers set on allowed requests.
     pub set_headers: Vec<(HeaderName, Template)>,
     /// Headers removed from allowed requests.
@@ -320,6 +335,7 @@ pub fn compile_profile(raw: RawProfile, src: &Source) -> Result<Profile, Vec<Sou
         cannot,
         max_query_keys: raw.query.max_keys.unwrap_or(DEFAULT_MAX_QUERY_KEYS),
         bracket_keys: raw.query.bracket_keys.unwrap_or(true),
+        walk_rules: rules.len() <= WALK_MAX_RULES && rules.iter().all(|r| r.template.is_some()),
         rules,
         set,
         set_headers,
@@ -390,8 +406,14 @@ fn compile_rule(
         }
     }
 
-    let (pattern, source_key) = match (&raw.path, &raw.regex) {
-        (Some(p), None) => (template_to_regex(p).map_err(|m| at("path", m)), "path"),
+    let template = raw.path.as_deref().map(PathTemplate::parse);
+    let (pattern, source_key) = match (&template, &raw.regex) {
+        (Some(t), None) => (
+            t.as_ref()
+                .map(PathTemplate::to_regex)
+                .map_err(|m| at("path", m.clone())),
+            "path",
+        ),
         (None, Some(r)) => (user_regex(r).map_err(|m| at("regex", m)), "regex"),
         (Some(_), Some(_)) => {
             errors.push(at("path", "give either `path` or `regex`, not both".into()));
@@ -481,6 +503,7 @@ fn compile_rule(
         binds_case: captures.contains("case"),
         binds_version: captures.contains("version"),
         regex,
+        template: template.and_then(Result::ok),
         query: super::compile::QueryRule {
             allow: raw.query.allow,
             require,
@@ -506,52 +529,7 @@ fn list(captures: &BTreeSet<String>) -> String {
 /// `/api/cases/{case}/documents/{doc}` → `^/api/cases/(?P<case>[^/]+)/documents/(?P<doc>[^/]+)$`.
 /// A placeholder is a whole segment; `{name*}` (last segment only) spans one or more segments.
 pub fn template_to_regex(template: &str) -> Result<String, String> {
-    if !template.starts_with('/') {
-        return Err("a path template must start with `/`".into());
-    }
-    let segments: Vec<&str> = template[1..].split('/').collect();
-    let mut out = String::from("^");
-    let mut names = HashSet::new();
-    for (i, seg) in segments.iter().enumerate() {
-        out.push('/');
-        if let Some(inner) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            let (name, rest) = match inner.strip_suffix('*') {
-                Some(n) if i + 1 == segments.len() => (n, true),
-                Some(_) => return Err(format!("`{seg}` may only be the last segment")),
-                None => (inner, false),
-            };
-            if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-                || name.as_bytes()[0].is_ascii_digit()
-            {
-                return Err(format!(
-                    "placeholder `{seg}`: names are lower-case letters, digits and `_`"
-                ));
-            }
-            if !names.insert(name.to_string()) {
-                return Err(format!("placeholder `{{{name}}}` appears twice"));
-            }
-            if rest {
-                out.push_str(&format!("(?P<{name}>[^/]+(?:/[^/]+)*)"));
-            } else {
-                out.push_str(&format!("(?P<{name}>[^/]+)"));
-            }
-        } else if seg.contains(['{', '}']) {
-            return Err(format!(
-                "segment `{seg}`: a placeholder must be a whole segment, like `{{doc}}`"
-            ));
-        } else if *seg == "." || *seg == ".." || seg.contains(['?', '#', ';', '%', '\\']) {
-            return Err(format!("segment `{seg}` can never match a canonical path"));
-        } else if seg.is_empty() && i + 1 != segments.len() {
-            return Err("empty segment (`//`) can never match a canonical path".into());
-        } else {
-            out.push_str(&regex::escape(seg));
-        }
-    }
-    out.push('$');
-    Ok(out)
+    PathTemplate::parse(template).map(|t| t.to_regex())
 }
 
 /// A user regex must be visibly anchored at both ends; it is also wrapped so that a

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use super::compile::{Bindings, Profile, Rule, Var};
+use super::path_template::PathTemplate;
 use crate::target::{app_key, reads_as, CanonicalTarget};
 
 /// The case and version a share is bound to.
@@ -150,9 +151,28 @@ pub struct Allowed {
 /// The outcome of evaluating one profile for one share.
 pub type Evaluation<'a> = Result<Allowed, Missed<'a>>;
 
+/// A matched rule's captures.
+enum Caps<'r, 'h> {
+    /// A rule that uses no capture (see [`Rule::needs_captures`]).
+    None,
+    /// A `path` template's placeholders, read off the path when asked for.
+    Template(&'r PathTemplate, &'h str),
+    /// A `regex` rule's capture groups.
+    Regex(regex::Captures<'h>),
+}
+
+impl<'h> Caps<'_, 'h> {
+    fn name(&self, name: &str) -> Option<&'h str> {
+        match self {
+            Caps::None => None,
+            Caps::Template(t, path) => t.capture(path, name),
+            Caps::Regex(c) => c.name(name).map(|m| m.as_str()),
+        }
+    }
+}
+
 struct CaptureBindings<'a, 'h> {
-    /// `None` for a rule that uses no capture (see [`Rule::needs_captures`]).
-    caps: Option<&'a regex::Captures<'h>>,
+    caps: &'a Caps<'a, 'h>,
     scope: Scope<'a>,
 }
 
@@ -161,7 +181,7 @@ impl Bindings for CaptureBindings<'_, '_> {
         match var {
             Var::Case => self.scope.case,
             Var::Version => self.scope.version,
-            Var::Capture(n) => self.caps.and_then(|c| c.name(n)).map_or("", |m| m.as_str()),
+            Var::Capture(n) => self.caps.name(n).unwrap_or(""),
             // Identity values are not allowed in rule templates (checked at compile).
             _ => "",
         }
@@ -202,8 +222,27 @@ impl Profile {
             rule: None,
             why: Why::NoRule,
         };
-        for idx in self.set.matches(&target.path).iter() {
-            let rule = &self.rules[idx];
+        // Candidate rules in file order: every rule whose template matches the path, or,
+        // when some rule is a `regex` or there are many, what the profile's RegexSet
+        // finds in one pass.
+        let by_template = self.walk_rules.then(|| {
+            self.rules.iter().enumerate().filter(|(_, r)| {
+                r.template
+                    .as_ref()
+                    .is_some_and(|t| t.is_match(&target.path))
+            })
+        });
+        let by_set = (!self.walk_rules).then(|| {
+            self.set
+                .matches(&target.path)
+                .into_iter()
+                .filter_map(|i| Some((i, self.rules.get(i)?)))
+        });
+        let candidates = by_template
+            .into_iter()
+            .flatten()
+            .chain(by_set.into_iter().flatten());
+        for (idx, rule) in candidates {
             match check_rule(rule, method, target, scope, self.bracket_keys) {
                 Ok(rewritten_path) => {
                     return Ok(Allowed {
@@ -232,16 +271,17 @@ fn check_rule<'a>(
     scope: Scope<'a>,
     bracket_keys: bool,
 ) -> Result<Option<String>, (DenyReason, Why<'a>)> {
-    // The profile's RegexSet already matched this rule; a rule that binds nothing
-    // needs no capture positions, the costliest search a regex does.
-    let caps = if rule.needs_captures() {
-        Some(
+    // The rule's path already matched; a rule that binds nothing needs no capture
+    // positions, the costliest search a regex does. A template reads its captures off
+    // the path's segments.
+    let caps = match &rule.template {
+        _ if !rule.needs_captures() => Caps::None,
+        Some(t) => Caps::Template(t, &target.path),
+        None => Caps::Regex(
             rule.regex
                 .captures(&target.path)
                 .ok_or((DenyReason::NoRule, Why::NoRule))?,
-        )
-    } else {
-        None
+        ),
     };
     // Scope first: a guest probing another case is the event worth reporting.
     for (binds, part, share) in [
@@ -251,10 +291,7 @@ fn check_rule<'a>(
         if !binds {
             continue;
         }
-        let captured = caps
-            .as_ref()
-            .and_then(|c| c.name(part))
-            .map_or("", |m| m.as_str());
+        let captured = caps.name(part).unwrap_or("");
         if captured != share {
             return Err((
                 DenyReason::Scope,
@@ -269,10 +306,7 @@ fn check_rule<'a>(
     if !rule.methods.iter().any(|m| m == method) {
         return Err((DenyReason::Method, Why::Method(method)));
     }
-    let bindings = CaptureBindings {
-        caps: caps.as_ref(),
-        scope,
-    };
+    let bindings = CaptureBindings { caps: &caps, scope };
     check_query(rule, target, &bindings, bracket_keys)?;
     Ok(rule.rewrite.as_ref().map(|t| t.render(&bindings)))
 }

@@ -6,6 +6,7 @@ mod compile;
 mod eval;
 pub mod lint;
 mod parse;
+mod path_template;
 mod response;
 
 use std::collections::{BTreeMap, HashSet};
@@ -182,6 +183,63 @@ set_headers = { "X-Guest-Email" = "{guest.email}", "X-Guest-Share" = "{share.id}
         let p = set.get("view").unwrap();
         p.evaluate(method, &t, Scope { case, version })
             .map_err(|m| (m.reason, m.describe(p)))
+    }
+
+    /// The same rules decide the same whether the rules are walked (templates only, few
+    /// of them) or found by the RegexSet (a `regex` rule, or many rules), captures read
+    /// off the templates either way.
+    #[test]
+    fn walked_and_set_matched_rules_decide_alike() {
+        let without_regex = &VIEW[..VIEW.find("[[rule]]\nname = \"legacy\"").unwrap()];
+        let filler: String = (0..40)
+            .map(|i| {
+                format!(
+                    "[[rule]]\nname = \"f{i}\"\nmethods = [\"GET\"]\n\
+                     path = \"/api/cases/{{case}}/versions/{{version}}/section{i}/{{item}}\"\n"
+                )
+            })
+            .collect();
+        let many = format!("{without_regex}{filler}");
+        let walked = PolicySet::load_dir(dir_with(&[("v.toml", without_regex)]).path()).unwrap();
+        let by_set = PolicySet::load_dir(dir_with(&[("v.toml", &many)]).path()).unwrap();
+        assert!(walked.get("view").unwrap().walk_rules);
+        assert!(!by_set.get("view").unwrap().walk_rules);
+        assert!(
+            !view().get("view").unwrap().walk_rules,
+            "a regex rule: the set"
+        );
+        for (method, target, case) in [
+            ("GET", "/api/cases/42/versions/3/documents/7", "42"),
+            ("GET", "/api/cases/43/versions/3/documents/7", "42"),
+            ("POST", "/api/cases/42/versions/3/documents/7", "42"),
+            ("GET", "/api/cases/42/versions/3/documents/7?x=1", "42"),
+            ("GET", "/api/search?case_id=42&q=a", "42"),
+            ("GET", "/api/search?case_id=43", "42"),
+            ("GET", "/api/cases/42/versions/3/section39/a", "42"),
+            ("GET", "/api/cases/42/versions/3/documents/", "42"),
+            ("GET", "/nothing", "42"),
+        ] {
+            let w = eval(&walked, method, target, case, "3");
+            let s = eval(&by_set, method, target, case, "3");
+            let f = eval(&view(), method, target, case, "3");
+            // The filler rules only add allows of their own paths.
+            if !target.contains("section") {
+                assert_eq!(w, s, "{method} {target}");
+            }
+            assert_eq!(w, f, "{method} {target}");
+        }
+        assert_eq!(
+            eval(
+                &by_set,
+                "GET",
+                "/api/cases/42/versions/3/section39/a",
+                "42",
+                "3"
+            )
+            .map(|a| a.rule),
+            Ok(41),
+            "the 40th filler rule, after the two of the file"
+        );
     }
 
     #[test]
