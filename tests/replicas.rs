@@ -168,13 +168,16 @@ fn hammer(
     let start = Instant::now();
     let mut seen = Vec::new();
     while start.elapsed() < limit {
+        // When the request was sent: guestgate decided on it no earlier than this. (The
+        // time of the answer would charge a slow reply on a loaded machine to guestgate.)
+        let sent = Instant::now();
         let r = g.send(
             "GET",
             "/cases/43/versions/1",
             Some(cookie),
             &["Accept: text/html"],
         );
-        seen.push((Instant::now(), r.status));
+        seen.push((sent, r.status));
         if until(&seen) {
             break;
         }
@@ -227,8 +230,10 @@ fn losing_redis_fails_closed_within_the_bound_and_service_comes_back() {
             .max();
         println!("redis killed: first 503 after {first_503:?}, last 200 after {last_200:?} (bound {bound:?})");
         assert!(first_503.is_some(), "guests were never refused");
-        // A 200 is allowed only while the index is within its bound; the slack covers the
-        // time between the decision and the client reading the answer on a busy machine.
+        // A 200 is allowed only while the index is within its bound. Times are when each
+        // request was sent, so a slow answer on a busy machine is not charged to
+        // guestgate; the slack covers a request sent just inside the bound and decided
+        // a scheduling delay later.
         assert!(
             last_200.is_none_or(|t| t <= bound + Duration::from_millis(700)),
             "served on stale state: {last_200:?}"

@@ -15,10 +15,15 @@ use common::{
 use guestgate::store::RedisEndpoint;
 use serde_json::json;
 
+const STALENESS_BOUND: Duration = Duration::from_secs(2);
+
 fn replica(endpoint: &RedisEndpoint, key_from: Option<&Instance>) -> Instance {
     Instance::start(Opts {
         redis: Some(endpoint.clone()),
-        store_config: "staleness_bound = \"2s\"\ntimeout = \"500ms\"".into(),
+        store_config: format!(
+            "staleness_bound = \"{}s\"\ntimeout = \"500ms\"",
+            STALENESS_BOUND.as_secs()
+        ),
         key_file: key_from.map(|g| g.dir.path().join("session.key")),
         guest_config: "verify_per_ip_per_minute = 10000".into(),
         ..Opts::default()
@@ -133,15 +138,23 @@ fn until_both_serve(
     }
 }
 
+/// Revocations travel by pub/sub; the contact poll (a quarter of the staleness bound,
+/// 500 ms here) catches any message lost on the way. So: the median must be far below
+/// what the poll alone would give (uniform over 0..500 ms, median ~250 ms), which fails
+/// if pub/sub stops carrying them; and every one must land within the staleness bound,
+/// the design's promise. A single slow one on a loaded 2-core machine (a Redis command
+/// stalled past the 500 ms timeout, then a resync) is within that promise, not a failure.
 fn report(what: &str, lags: &[Duration]) {
     let pct = |p: usize| lags[(lags.len() * p / 100).min(lags.len() - 1)];
     println!(
-        "{what}: {} revocations, p50 {:?}, p99 {:?}",
+        "{what}: {} revocations, p50 {:?}, p90 {:?}, max {:?}",
         lags.len(),
         pct(50),
-        pct(99)
+        pct(90),
+        pct(100)
     );
-    assert!(pct(99) < Duration::from_millis(500), "p99 {:?}", pct(99));
+    assert!(pct(50) < Duration::from_millis(50), "p50 {:?}", pct(50));
+    assert!(pct(100) < STALENESS_BOUND, "max {:?}", pct(100));
 }
 
 #[test]
