@@ -20,6 +20,7 @@ use crate::decision::Gate;
 use crate::mail::LettreMailer;
 use crate::otp::CodeKey;
 use crate::policy::PolicySet;
+use crate::proxy::stopping::AnswerAccepted;
 use crate::proxy::{GuestGateProxy, ProxyParts};
 use crate::reload::{on_sighup, LivePolicies};
 use crate::session::{load_key, load_or_create_key, SessionKeys};
@@ -376,7 +377,11 @@ pub fn build(config: &Config, upgrade: bool) -> anyhow::Result<Built> {
         assertion_header: config.assertion.header.clone(),
         jwks_under_prefix: config.assertion.jwks_under_prefix,
     })?;
-    let mut proxy_service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
+    // Connections accepted just before a stop are still answered: see proxy::stopping.
+    let mut proxy_service = Service::new(
+        "guestgate proxy".to_string(),
+        AnswerAccepted::new(pingora::proxy::http_proxy(&server.configuration, proxy)),
+    );
     let mut on_hup: Vec<Box<dyn Fn() + Send + Sync>> = Vec::new();
     let live = Arc::clone(&policies);
     on_hup.push(Box::new(move || {

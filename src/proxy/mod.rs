@@ -9,6 +9,7 @@ mod record;
 mod request;
 pub mod respond;
 pub mod response;
+pub mod stopping;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
