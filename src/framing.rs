@@ -88,6 +88,14 @@ pub enum FramingError {
     /// unable to read chunked bodies (`upstream.chunked_request_bodies = false`): 411.
     #[error("a body without a length for an app that needs one")]
     LengthRequired,
+    /// A `Connection` header that nominates `Host` or a forwarding header
+    /// (`X-Forwarded-For`, `-Host`, `-Proto`), names something that is not a token (a
+    /// pseudo-header, a quoted name), or lists ten options or more. The headers a proxy
+    /// fills in cannot be made hop-by-hop, and pingora refuses such a request when it
+    /// prepares the upstream copy, after the decision: guestgate refuses it first, so the
+    /// decision, the audit line and the answer agree.
+    #[error("a Connection header that names a header the proxy sets, or is not a list of tokens")]
+    ConnectionNomination,
     /// The head cannot be read (no request line, a line without a colon).
     #[error("malformed request head")]
     Malformed,
@@ -130,6 +138,7 @@ pub fn inspect(
     let mut transfer_encoding: Option<&[u8]> = None;
     let mut host: Option<&[u8]> = None;
     let (mut cl_lines, mut te_lines, mut host_lines) = (0usize, 0usize, 0usize);
+    let mut nominations = 0usize;
     for line in lines {
         if line.is_empty() {
             break;
@@ -145,6 +154,13 @@ pub fn inspect(
             return Err(FramingError::Malformed);
         }
         let value = trim_ows(&line[colon + 1..]);
+        if same_header(name, "connection") {
+            nominations += connection_options(value)?;
+            if nominations >= MAX_CONNECTION_OPTIONS {
+                return Err(FramingError::ConnectionNomination);
+            }
+            continue;
+        }
         let slot = if same_header(name, "content-length") {
             cl_lines += 1;
             &mut content_length
@@ -197,6 +213,37 @@ pub fn inspect(
         host,
         body,
     })
+}
+
+/// The most `Connection` options pingora forwards (it refuses ten or more).
+const MAX_CONNECTION_OPTIONS: usize = 10;
+
+/// Headers that must reach the app as guestgate or pingora set them, so no `Connection`
+/// option may name them (pingora refuses exactly these; guestgate sets `Host` and
+/// `X-Forwarded-For` itself).
+const UNNOMINABLE: &[&str] = &[
+    "host",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+];
+
+/// The number of options one `Connection` value lists (RFC 9110 §7.6.1: a list of
+/// tokens), or why it cannot be forwarded.
+fn connection_options(value: &[u8]) -> Result<usize, FramingError> {
+    let mut n = 0;
+    for option in value.split(|&b| b == b',').map(trim_ows) {
+        if option.is_empty() {
+            continue;
+        }
+        if !option.iter().all(|&b| is_tchar(b))
+            || UNNOMINABLE.iter().any(|h| same_header(option, h))
+        {
+            return Err(FramingError::ConnectionNomination);
+        }
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// `Content-Length = 1*DIGIT`: no list, no sign, no inner space, at most 19 digits.
@@ -343,6 +390,32 @@ mod tests {
                 Body::Chunked,
             ),
             (&["POST /a HTTP/1.1", "Host: x"], Body::None),
+            // options guestgate (and pingora) strip: nothing they name is the proxy's
+            (
+                &[
+                    "GET / HTTP/1.1",
+                    "Host: x",
+                    "Connection: close, X-Guest-Email",
+                ],
+                Body::None,
+            ),
+            (
+                &[
+                    "GET / HTTP/1.1",
+                    "Host: x",
+                    "Connection: ,keep-alive,, TE ,",
+                ],
+                Body::None,
+            ),
+            (
+                &[
+                    "GET / HTTP/1.1",
+                    "Host: x",
+                    "Connection: a, b, c, d, e",
+                    "Connection: f, g, h, i",
+                ],
+                Body::None,
+            ),
         ];
         for (lines, want) in ok {
             assert_eq!(body_of(lines), Ok(*want), "{lines:?}");
@@ -443,6 +516,51 @@ mod tests {
             (vec!["GET / HTTP/1.1", "Host: "], HostInvalid),
             (vec!["GET / HTTP/1.1", "Host: [::1"], HostInvalid),
             (vec!["GET / HTTP/1.1", "Host: a%2eb"], HostInvalid),
+            (
+                vec!["GET / HTTP/1.1", "Host: x", "Connection: Host"],
+                ConnectionNomination,
+            ),
+            (
+                vec![
+                    "GET / HTTP/1.1",
+                    "Host: x",
+                    "Connection: close, x-forwarded-for",
+                ],
+                ConnectionNomination,
+            ),
+            (
+                vec!["GET / HTTP/1.1", "Host: x", "connection: X_Forwarded_Host"],
+                ConnectionNomination,
+            ),
+            (
+                vec!["GET / HTTP/1.1", "Host: x", "Connection: X-FORWARDED-PROTO"],
+                ConnectionNomination,
+            ),
+            (
+                vec!["GET / HTTP/1.1", "Host: x", "Connection: :authority"],
+                ConnectionNomination,
+            ),
+            (
+                vec![
+                    "GET / HTTP/1.1",
+                    "Host: x",
+                    "Connection: \"X-Forwarded-For\"",
+                ],
+                ConnectionNomination,
+            ),
+            (
+                vec!["GET / HTTP/1.1", "Host: x", "Connection: a b"],
+                ConnectionNomination,
+            ),
+            (
+                vec![
+                    "GET / HTTP/1.1",
+                    "Host: x",
+                    "Connection: a, b, c, d, e",
+                    "Connection: f, g, h, i, j",
+                ],
+                ConnectionNomination,
+            ),
             (post(&["Content_Length: 4"]), ConfusableHeaderName),
             (post(&["Transfer_Encoding: chunked"]), ConfusableHeaderName),
             (post(&["Content-Length : 4"]), Malformed),

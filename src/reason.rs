@@ -29,6 +29,7 @@ pub enum Reason {
     FramingConfusableHeader,
     FramingBodyOnBodilessMethod,
     FramingLengthRequired,
+    FramingConnectionNomination,
     FramingMalformed,
     // the guest cookie
     SessionMalformed,
@@ -170,6 +171,7 @@ impl Reason {
             FramingConfusableHeader => "framing_confusable_header",
             FramingBodyOnBodilessMethod => "framing_body_on_bodiless_method",
             FramingLengthRequired => "framing_length_required",
+            FramingConnectionNomination => "framing_connection_nomination",
             FramingMalformed => "framing_malformed",
             SessionMalformed => "session_malformed",
             SessionUnknownKey => "session_unknown_key",
@@ -228,6 +230,7 @@ impl Reason {
             | FramingHostInvalid
             | FramingConfusableHeader
             | FramingBodyOnBodilessMethod
+            | FramingConnectionNomination
             | FramingMalformed => Answer::BadRequest,
             SessionExpired | SessionNoShares | ShareExpired | ShareInactive => Answer::AccessEnded,
             SessionMalformed | SessionUnknownKey | SessionInvalid | SessionAmbiguous
@@ -271,6 +274,7 @@ impl From<FramingError> for Reason {
             F::ConfusableHeaderName => Self::FramingConfusableHeader,
             F::BodyOnBodilessMethod => Self::FramingBodyOnBodilessMethod,
             F::LengthRequired => Self::FramingLengthRequired,
+            F::ConnectionNomination => Self::FramingConnectionNomination,
             F::Malformed => Self::FramingMalformed,
         }
     }
@@ -338,6 +342,11 @@ mod tests {
         let table: &[(Reason, &str, Outcome)] = &[
             (Rule, "rule", None),
             (NoSession, "no_session", Some((403, "deny", false))),
+            (
+                FramingConnectionNomination,
+                "framing_connection_nomination",
+                Some((400, "reject", true)),
+            ),
             (
                 FramingClAndTe,
                 "framing_cl_and_te",

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{request, Instance, Opts};
 
 const EMAIL: &str = "expert@clinic.example";
@@ -548,6 +550,80 @@ fn guest_only_mode_denies_requests_without_a_session() {
     assert!(r.body.contains("Open your invitation link"), "{}", r.body);
     assert_denied(&g.send("GET", "/api/cases", None, &[]), "no_session");
     assert!(g.app.seen().is_empty());
+}
+
+/// A `Connection` header may make any end-to-end header hop-by-hop except the ones the
+/// proxy sets. Whatever it lists, guestgate's decision is what happens: forwarded (the
+/// options stripped) and answered by the app, or refused by guestgate with its reason
+/// and an audit line saying so. Never an "allow" that pingora then refuses with an empty
+/// 400 the app never sees, as it did for `Connection: Host`.
+#[test]
+fn connection_options_are_forwarded_or_refused_by_guestgate_never_after_the_decision() {
+    let g = Instance::start(Opts::default());
+    let c = guest(&g);
+    // `request` already sends `Connection: close`, one option of the ten pingora allows.
+    let refused = [
+        "Host",
+        "keep-alive, host",
+        "X-Forwarded-For",
+        "X_Forwarded_For",
+        "x-forwarded-host",
+        "close, X-Forwarded-Proto",
+        ":authority",
+        "\"X-Guest-Email\"",
+        "a, b, c, d, e, f, g, h, i",
+    ];
+    let forwarded = [
+        "close",
+        "keep-alive, X-Guest-Email, X-Guest-Share",
+        "TE",
+        "a, b, c, d, e, f, g, h",
+    ];
+    let mut sent = 0;
+    for cookie in [Some(c.as_str()), None] {
+        let target = "/api/cases/42/versions/3/documents";
+        for value in refused {
+            let connection = format!("Connection: {value}");
+            let r = g.send("GET", target, cookie, &[&connection]);
+            sent += 1;
+            assert_eq!(r.status, 400, "{connection}: {}", r.body);
+            assert_eq!(
+                r.json()["reason"],
+                "framing_connection_nomination",
+                "{connection}"
+            );
+        }
+        for value in forwarded {
+            let connection = format!("Connection: {value}");
+            let seen = g.app.seen().len();
+            let r = g.send("GET", target, cookie, &[&connection]);
+            sent += 1;
+            assert_eq!(r.status, 200, "{connection}: {}", r.body);
+            assert_eq!(g.app.seen().len(), seen + 1, "{connection}");
+        }
+    }
+    assert_eq!(g.app.seen().len(), 2 * forwarded.len());
+    // Every line: refused by guestgate with the reason, or forwarded and answered.
+    let requests = common::wait_for(
+        "every request's audit line",
+        Duration::from_secs(10),
+        || {
+            let lines: Vec<_> = g
+                .audit()
+                .into_iter()
+                .filter(|l| l["kind"] == "request")
+                .collect();
+            (lines.len() >= sent).then_some(lines)
+        },
+    );
+    assert_eq!(requests.len(), sent);
+    for l in &requests {
+        match l["decision"].as_str() {
+            Some("reject") => assert_eq!(l["reason"], "framing_connection_nomination", "{l}"),
+            Some("allow" | "pass") => assert_eq!(l["status"], 200, "{l}"),
+            _ => panic!("{l}"),
+        }
+    }
 }
 
 #[test]
