@@ -236,7 +236,9 @@ fn connection_options(value: &[u8]) -> Result<usize, FramingError> {
         if option.is_empty() {
             continue;
         }
+        // A token that is no header name (over 64 KiB) is refused by pingora too.
         if !option.iter().all(|&b| is_tchar(b))
+            || http::HeaderName::from_bytes(option).is_err()
             || UNNOMINABLE.iter().any(|h| same_header(option, h))
         {
             return Err(FramingError::ConnectionNomination);
@@ -420,6 +422,20 @@ mod tests {
         for (lines, want) in ok {
             assert_eq!(body_of(lines), Ok(*want), "{lines:?}");
         }
+    }
+
+    #[test]
+    fn a_connection_option_too_long_for_a_header_name_is_refused() {
+        let line = |n: usize| format!("Connection: {}", "a".repeat(n));
+        let (longest, too_long) = (line(65_535), line(65_536));
+        assert_eq!(
+            body_of(&["GET / HTTP/1.1", "Host: x", &longest]),
+            Ok(Body::None)
+        );
+        assert_eq!(
+            body_of(&["GET / HTTP/1.1", "Host: x", &too_long]),
+            Err(FramingError::ConnectionNomination)
+        );
     }
 
     #[test]
