@@ -87,6 +87,40 @@ fn reload_through_the_api_applies_valid_sets_and_refuses_invalid_ones() {
     assert!(g.stderr_text().contains("policy reload refused"));
 }
 
+/// Identity headers are rendered once per share and rule and then reused; a reload
+/// brings new templates, and the very next request of the same session carries them.
+#[test]
+fn after_a_reload_the_same_session_gets_headers_from_the_new_templates() {
+    let (pol, g) = with_own_policies();
+    let c = g.cookie(
+        "expert@clinic.example",
+        &[("sh-42", "42", "3", "view-only")],
+    );
+    let page = "/cases/42/versions/3";
+    for _ in 0..2 {
+        assert_eq!(g.send("GET", page, Some(&c), &[]).status, 200);
+    }
+    let file = pol.path().join("view-only.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let old = "\"X-Guest-Scope\" = \"{case}/{version}\"";
+    assert!(original.contains(old), "the shipped template changed");
+    std::fs::write(
+        &file,
+        original.replace(old, "\"X-Guest-Scope\" = \"case {case} version {version}\""),
+    )
+    .unwrap();
+    let (st, body) = g.api(ADMIN_KEY, "POST", "/admin/v1/reload", None);
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(g.send("GET", page, Some(&c), &[]).status, 200);
+    let scopes: Vec<String> = g
+        .app
+        .seen()
+        .iter()
+        .map(|s| s.header_all("x-guest-scope").join(","))
+        .collect();
+    assert_eq!(scopes, ["42/3", "42/3", "case 42 version 3"]);
+}
+
 #[test]
 fn sighup_reloads_and_the_process_survives() {
     let (pol, g) = with_own_policies();

@@ -10,7 +10,7 @@ pub mod trial;
 
 use std::sync::Arc;
 
-use http::{HeaderName, HeaderValue};
+use http::HeaderName;
 
 use crate::framing::{self, Body};
 use crate::header_names;
@@ -149,8 +149,8 @@ pub struct AllowedRequest {
     pub path: String,
     /// The encoded target sent upstream: the match (or its rewrite), canonical.
     pub target: http::Uri,
-    /// Headers the profile sets, rendered.
-    pub set_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Headers the profile sets, rendered (once per share and rule, then shared).
+    pub set_headers: crate::policy::RenderedHeaders,
     /// Headers the profile removes.
     pub remove_headers: Vec<HeaderName>,
     /// What the profile does to the app's response (headers, banner).
@@ -450,20 +450,24 @@ impl Gate {
                                 share,
                                 rule: &rule.name,
                             };
-                            let mut set_headers = Vec::with_capacity(profile.set_headers.len());
-                            for (name, template) in &profile.set_headers {
-                                let rendered = bytes::Bytes::from(template.render(&bindings));
-                                match HeaderValue::from_maybe_shared(rendered) {
-                                    Ok(v) => set_headers.push((name.clone(), v)),
-                                    Err(_) => {
-                                        return deny(
-                                            Reason::HeaderValueInvalid,
-                                            guest,
-                                            claims.shares.clone(),
-                                        )
-                                    }
-                                }
-                            }
+                            let key = crate::policy::RenderFor {
+                                share: &share.id,
+                                rule: allowed.rule,
+                                email: &guest.email,
+                                case: &share.case,
+                                version: &share.version,
+                            };
+                            let Some(set_headers) =
+                                profile
+                                    .rendered
+                                    .headers(&profile.set_headers, &key, &bindings)
+                            else {
+                                return deny(
+                                    Reason::HeaderValueInvalid,
+                                    guest,
+                                    claims.shares.clone(),
+                                );
+                            };
                             guest.rule = Some(rule.name.clone());
                             let remove_headers = profile.remove_headers.clone();
                             let response = Arc::clone(&profile.response);

@@ -214,6 +214,8 @@ pub struct Profile {
     pub walk_rules: bool,
     /// Headers set on allowed requests.
     pub set_headers: Vec<(HeaderName, Template)>,
+    /// Those headers as rendered for each share and rule, reused across requests.
+    pub rendered: std::sync::Arc<super::rendered::RenderCache>,
     /// Headers removed from allowed requests.
     pub remove_headers: Vec<HeaderName>,
     /// Most query keys a request may carry (0: no limit), checked before any rule.
@@ -339,6 +341,7 @@ pub fn compile_profile(raw: RawProfile, src: &Source) -> Result<Profile, Vec<Sou
         rules,
         set,
         set_headers,
+        rendered: std::sync::Arc::default(),
         remove_headers,
         response: std::sync::Arc::new(response),
         file: src.path().display().to_string(),
@@ -363,7 +366,7 @@ fn header_name(name: &str) -> Result<HeaderName, String> {
     Ok(h)
 }
 
-fn identity_var(name: &str) -> Option<Var> {
+pub(super) fn identity_var(name: &str) -> Option<Var> {
     Some(match name {
         "guest.email" => Var::GuestEmail,
         "share.id" => Var::ShareId,

@@ -7,6 +7,7 @@ mod eval;
 pub mod lint;
 mod parse;
 mod path_template;
+mod rendered;
 mod response;
 
 use std::collections::{BTreeMap, HashSet};
@@ -18,6 +19,7 @@ pub use compile::{
     template_to_regex, Bindings, Profile, QueryRule, Rule, Template, Var, DEFAULT_MAX_QUERY_KEYS,
 };
 pub use eval::{key_is, Allowed, DenyReason, Evaluation, Missed, Scope, Why};
+pub use rendered::{RenderCache, RenderFor, RenderedHeaders, RENDERED_MAX_ENTRIES};
 pub use response::{BannerWords, ResponsePlan, DEFAULT_RESPONSE_HEADERS};
 
 use crate::toml_source::{Source, SourceError, SourceErrors};

@@ -85,7 +85,7 @@ pub fn guest_request(
             HeaderValue::from_str(ip.as_str()).or_err(InternalError, "client address")?,
         )?;
     }
-    for (name, value) in &allowed.set_headers {
+    for (name, value) in allowed.set_headers.iter() {
         put(&mut headers, name.clone(), value.clone())?;
     }
     if let Some((name, value)) = framing_header(allowed.body, req.method.as_str()) {
@@ -363,7 +363,8 @@ mod tests {
             set_headers: vec![(
                 HeaderName::from_static("x-guest-email"),
                 HeaderValue::from_static("g@example.test"),
-            )],
+            )]
+            .into(),
             remove_headers: vec![HeaderName::from_static("x-app-debug")],
             response: std::sync::Arc::new(crate::policy::ResponsePlan {
                 remove_headers: Vec::new(),

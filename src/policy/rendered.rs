@@ -1,0 +1,244 @@
+//! A profile's upstream headers (`set_headers`), rendered once per share and rule
+//! instead of on every request. Their values depend only on the share (id, case,
+//! version, profile), the guest's email and the rule: the same for every request a
+//! guest makes under one share, so each allowed request reuses them.
+//!
+//! Each compiled profile holds its own cache, so a policy reload starts empty and never
+//! serves values rendered from an older template. An entry is found by share id and
+//! rule, and used only if the email, case and version it was rendered with are the
+//! request's, byte for byte; otherwise it is rendered again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderName, HeaderValue};
+
+use super::compile::{Bindings, Template};
+
+/// Rendered headers, shared by every request that uses them.
+pub type RenderedHeaders = Arc<[(HeaderName, HeaderValue)]>;
+
+/// Most shares one profile remembers headers for; when full, an arbitrary share's make
+/// room. About 400 bytes a share and rule with the shipped four identity headers.
+pub const RENDERED_MAX_ENTRIES: usize = 10_000;
+
+/// What one render depended on besides the profile and rule: checked on every use.
+struct Entry {
+    email: Box<str>,
+    case: Box<str>,
+    version: Box<str>,
+    headers: RenderedHeaders,
+}
+
+/// The values one rendering is for.
+pub struct RenderFor<'a> {
+    /// The share id: with the rule, what finds the entry.
+    pub share: &'a str,
+    /// The rule's index in the profile.
+    pub rule: usize,
+    /// The guest's email, the share's case and version: what an entry must match.
+    pub email: &'a str,
+    /// The share's case.
+    pub case: &'a str,
+    /// The share's version.
+    pub version: &'a str,
+}
+
+/// Renderings for one share: by rule index (a guest uses few rules).
+type ShareEntries = Vec<(usize, Entry)>;
+
+/// One profile's rendered headers, by share id.
+pub struct RenderCache {
+    cap: usize,
+    map: Mutex<HashMap<Box<str>, ShareEntries>>,
+}
+
+impl std::fmt::Debug for RenderCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Entries hold guest emails: never printed.
+        f.debug_struct("RenderCache")
+            .field("cap", &self.cap)
+            .finish()
+    }
+}
+
+impl Default for RenderCache {
+    fn default() -> Self {
+        Self::with_capacity(RENDERED_MAX_ENTRIES)
+    }
+}
+
+impl RenderCache {
+    /// A cache of at most `cap` entries (0: render every time).
+    pub fn with_capacity(cap: usize) -> Self {
+        Self {
+            cap,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The headers `templates` render to with `bindings`, which must be the bindings of
+    /// `key`; `None` when a rendered value is not a valid header value.
+    pub fn headers(
+        &self,
+        templates: &[(HeaderName, Template)],
+        key: &RenderFor<'_>,
+        bindings: &dyn Bindings,
+    ) -> Option<RenderedHeaders> {
+        let fits = |e: &Entry| {
+            &*e.email == key.email && &*e.case == key.case && &*e.version == key.version
+        };
+        if let Ok(map) = self.map.lock() {
+            let found = map
+                .get(key.share)
+                .and_then(|rules| rules.iter().find(|(r, _)| *r == key.rule))
+                .map(|(_, e)| e);
+            if let Some(e) = found.filter(|e| fits(e)) {
+                return Some(Arc::clone(&e.headers));
+            }
+        }
+        let headers = render(templates, bindings)?;
+        if self.cap == 0 {
+            return Some(headers);
+        }
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= self.cap && !map.contains_key(key.share) {
+                if let Some(old) = map.keys().next().cloned() {
+                    map.remove(&old);
+                }
+            }
+            let rules = map.entry(key.share.into()).or_default();
+            rules.retain(|(r, _)| *r != key.rule);
+            rules.push((
+                key.rule,
+                Entry {
+                    email: key.email.into(),
+                    case: key.case.into(),
+                    version: key.version.into(),
+                    headers: Arc::clone(&headers),
+                },
+            ));
+        }
+        Some(headers)
+    }
+
+    /// Shares held.
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Every template rendered, each value checked as a header value.
+pub fn render(
+    templates: &[(HeaderName, Template)],
+    bindings: &dyn Bindings,
+) -> Option<RenderedHeaders> {
+    let mut out = Vec::with_capacity(templates.len());
+    for (name, template) in templates {
+        let value = bytes::Bytes::from(template.render(bindings));
+        out.push((name.clone(), HeaderValue::from_maybe_shared(value).ok()?));
+    }
+    Some(out.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::compile::{identity_var, Var};
+
+    struct B<'a>(&'a str, &'a str, &'a str, &'a str, &'a str);
+
+    impl Bindings for B<'_> {
+        fn value(&self, var: &Var) -> &str {
+            match var {
+                Var::GuestEmail => self.0,
+                Var::ShareId => self.1,
+                Var::Case => self.2,
+                Var::Version => self.3,
+                Var::Rule => self.4,
+                _ => "",
+            }
+        }
+    }
+
+    fn templates() -> Vec<(HeaderName, Template)> {
+        [
+            ("x-guest-email", "{guest.email}"),
+            ("x-guest-scope", "{share.id}:{case}/{version}"),
+            ("x-guest-rule", "{rule}"),
+        ]
+        .into_iter()
+        .map(|(n, t)| {
+            (
+                HeaderName::from_static(n),
+                Template::parse(t, identity_var).unwrap(),
+            )
+        })
+        .collect()
+    }
+
+    fn values(h: &RenderedHeaders) -> Vec<String> {
+        h.iter()
+            .map(|(_, v)| v.to_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn render_for<'a>(b: &B<'a>, rule: usize) -> RenderFor<'a> {
+        RenderFor {
+            share: b.1,
+            rule,
+            email: b.0,
+            case: b.2,
+            version: b.3,
+        }
+    }
+
+    #[test]
+    fn a_share_and_rule_render_once_and_never_for_other_bindings() {
+        let (t, cache) = (templates(), RenderCache::default());
+        let a = B("a@x.test", "sh-1", "42", "3", "doc");
+        let first = cache.headers(&t, &render_for(&a, 0), &a).unwrap();
+        assert_eq!(values(&first), ["a@x.test", "sh-1:42/3", "doc"]);
+        let again = cache.headers(&t, &render_for(&a, 0), &a).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "rendered again");
+        // Same share id, another rule: its own rendering.
+        let list = B("a@x.test", "sh-1", "42", "3", "list");
+        let other_rule = cache.headers(&t, &render_for(&list, 1), &list).unwrap();
+        assert_eq!(values(&other_rule), ["a@x.test", "sh-1:42/3", "list"]);
+        // Same share id and rule but other bound values (never from a genuine share,
+        // whose id names one email and scope): rendered for them, not served stale.
+        for b in [
+            B("b@x.test", "sh-1", "42", "3", "doc"),
+            B("a@x.test", "sh-1", "43", "3", "doc"),
+            B("a@x.test", "sh-1", "42", "4", "doc"),
+        ] {
+            let h = cache.headers(&t, &render_for(&b, 0), &b).unwrap();
+            assert_eq!(values(&h)[..2], [b.0, &format!("sh-1:{}/{}", b.2, b.3)]);
+        }
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn a_value_that_is_no_header_value_is_refused_and_the_cache_stays_bounded() {
+        let (t, cache) = (templates(), RenderCache::with_capacity(2));
+        let bad = B("a@x.test\r\nX-Evil: 1", "sh-1", "42", "3", "doc");
+        assert!(cache.headers(&t, &render_for(&bad, 0), &bad).is_none());
+        assert!(cache.is_empty());
+        for id in ["sh-1", "sh-2", "sh-3", "sh-4"] {
+            let b = B("a@x.test", id, "42", "3", "doc");
+            assert!(cache.headers(&t, &render_for(&b, 0), &b).is_some());
+        }
+        assert_eq!(cache.len(), 2);
+        let off = RenderCache::with_capacity(0);
+        let b = B("a@x.test", "sh-1", "42", "3", "doc");
+        let one = off.headers(&t, &render_for(&b, 0), &b).unwrap();
+        let two = off.headers(&t, &render_for(&b, 0), &b).unwrap();
+        assert!(!Arc::ptr_eq(&one, &two));
+        assert!(off.is_empty());
+    }
+}
