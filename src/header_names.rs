@@ -16,6 +16,8 @@ pub const HOP_BY_HOP: &[&str] = &[
     "trailer",
     "transfer-encoding",
     "upgrade",
+    // HTTP/1.1's upgrade to HTTP/2 (RFC 7540, 3.2.1): connection-specific as well.
+    "http2-settings",
 ];
 
 /// Headers that name a URL or a client, which some backend frameworks trust: removed from

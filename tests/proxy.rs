@@ -576,11 +576,28 @@ fn connection_options_are_forwarded_or_refused_by_guestgate_never_after_the_deci
         "\"X-Guest-Email\"",
         "a, b, c, d, e, f, g, h, i",
     ];
-    let forwarded = [
-        "close",
-        "keep-alive, X-Guest-Email, X-Guest-Share",
-        "TE",
-        "a, b, c, d, e, f, g, h",
+    // Each option with the headers it names: none of them reaches the app.
+    let forwarded: [(&str, &[&str]); 6] = [
+        ("close", &[]),
+        (
+            "keep-alive, X-Guest-Email, X-Guest-Share",
+            &["Keep-Alive: timeout=5"],
+        ),
+        ("TE, X-Nominated", &["TE: trailers", "X-Nominated: 1"]),
+        ("a, b, c, d, e, f, g, h", &["A: 1", "H: 8"]),
+        (
+            "Upgrade, HTTP2-Settings",
+            &["Upgrade: h2c", "HTTP2-Settings: AAMAAABkAAQAAP__"],
+        ),
+        // hop-by-hop whether named or not
+        (
+            "keep-alive",
+            &[
+                "Upgrade: h2c",
+                "HTTP2-Settings: AAMAAABkAAQAAP__",
+                "TE: trailers",
+            ],
+        ),
     ];
     let mut sent = 0;
     for cookie in [Some(c.as_str()), None] {
@@ -596,13 +613,38 @@ fn connection_options_are_forwarded_or_refused_by_guestgate_never_after_the_deci
                 "{connection}"
             );
         }
-        for value in forwarded {
+        for (value, named) in forwarded {
             let connection = format!("Connection: {value}");
+            let mut extra = vec![connection.as_str()];
+            extra.extend_from_slice(named);
             let seen = g.app.seen().len();
-            let r = g.send("GET", target, cookie, &[&connection]);
+            let r = g.send("GET", target, cookie, &extra);
             sent += 1;
             assert_eq!(r.status, 200, "{connection}: {}", r.body);
-            assert_eq!(g.app.seen().len(), seen + 1, "{connection}");
+            let all = g.app.seen();
+            assert_eq!(all.len(), seen + 1, "{connection}");
+            let got = &all[seen];
+            for h in [
+                "keep-alive",
+                "te",
+                "x-nominated",
+                "a",
+                "h",
+                "upgrade",
+                "http2-settings",
+            ] {
+                assert!(
+                    !got.has_header_folded(h),
+                    "{connection}: {h} reached the app: {:?}",
+                    got.headers
+                );
+            }
+            let identity = got.header_all("x-guest-email");
+            if cookie.is_some() {
+                assert_eq!(identity, [EMAIL], "{connection}");
+            } else {
+                assert!(identity.is_empty(), "{connection}");
+            }
         }
     }
     assert_eq!(g.app.seen().len(), 2 * forwarded.len());

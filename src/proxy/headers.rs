@@ -50,6 +50,7 @@ pub fn guest_request(
     let extra = allowed.set_headers.len() + 4;
     let mut headers =
         HeaderMap::try_with_capacity(req.headers.len() + extra).or_err(InternalError, TOO_MANY)?;
+    let nominated = Nominated::of(&req.headers)?;
     for (name, value) in &req.headers {
         let n = name.as_str().as_bytes();
         if *name == HOST
@@ -57,6 +58,7 @@ pub fn guest_request(
             || *name == TRANSFER_ENCODING
             || owned.owns(n)
             || is_stripped_for_guests(n)
+            || nominated.names(n)
             || allowed
                 .remove_headers
                 .iter()
@@ -99,6 +101,52 @@ pub fn guest_request(
     parts.headers = headers;
     parts.extensions = std::mem::take(req.extensions_mut());
     Ok(parts)
+}
+
+/// The headers a request's `Connection` names, hop-by-hop by its sender's say (RFC 9110,
+/// 7.6.1): a guest request is built without them. Guest requests go upstream under
+/// pingora's `preserve` policy (see `upstream_peer`), so this is the only place they
+/// are dropped; framing has already refused a list that names a header the proxy sets,
+/// holds a non-token, or has ten options or more.
+struct Nominated<'a> {
+    names: [&'a [u8]; NOMINATED_MAX],
+    len: usize,
+}
+
+/// One less than the options framing refuses at.
+const NOMINATED_MAX: usize = 9;
+
+impl<'a> Nominated<'a> {
+    fn of(headers: &'a HeaderMap) -> pingora::Result<Self> {
+        let mut out = Self {
+            names: [&[]; NOMINATED_MAX],
+            len: 0,
+        };
+        for value in headers.get_all(http::header::CONNECTION) {
+            for option in value.as_bytes().split(|&b| b == b',') {
+                let option = option.trim_ascii();
+                if option.is_empty() {
+                    continue;
+                }
+                // Framing refused longer lists; refuse rather than forward a name unchecked.
+                let Some(slot) = out.names.get_mut(out.len) else {
+                    return Err(pingora::Error::explain(
+                        InternalError,
+                        "too many Connection options",
+                    ));
+                };
+                *slot = option;
+                out.len += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    fn names(&self, name: &[u8]) -> bool {
+        self.names[..self.len]
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(name))
+    }
 }
 
 /// Sets one header on a guest request being built, replacing any copy.

@@ -370,7 +370,7 @@ impl ProxyHttp for GuestGateProxy {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let mut peer = HttpPeer::new(
             self.upstream,
@@ -379,6 +379,14 @@ impl ProxyHttp for GuestGateProxy {
         );
         peer.options.connection_timeout = Some(self.upstream_cfg.connect_timeout);
         peer.options.read_timeout = Some(self.upstream_cfg.read_timeout);
+        if let Some(Verdict::Allow(_)) = &ctx.verdict {
+            // An allowed guest request's head is built anew from the decision
+            // (`headers::guest_request`), which drops hop-by-hop and Connection-named
+            // headers itself: pingora's clean-up of its own copy (about ten map removals)
+            // would be thrown away with that copy. Pass-through keeps pingora's.
+            peer.options.http_upstream_request_policy =
+                pingora::upstreams::peer::HttpUpstreamRequestPolicy::preserve();
+        }
         Ok(Box::new(peer))
     }
 
