@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -166,7 +167,7 @@ pub struct SessionKeys {
 /// the keys, so new keys start with an empty cache.
 struct VerifiedCache {
     cap: usize,
-    map: std::sync::Mutex<HashMap<Box<str>, Claims, TailState>>,
+    map: std::sync::Mutex<HashMap<Box<str>, Arc<Claims>, TailState>>,
 }
 
 /// How many bytes at a token's end the cache hashes: inside its signature (43 bytes of
@@ -201,17 +202,18 @@ impl std::hash::Hasher for TailHasher {
 }
 
 impl VerifiedCache {
-    fn get(&self, token: &str, now: u64) -> Option<Claims> {
+    fn get(&self, token: &str, now: u64) -> Option<Arc<Claims>> {
         if self.cap == 0 {
             return None;
         }
         let map = self.map.lock().ok()?;
         let claims = map.get(token)?;
         // The same window jsonwebtoken applies, on every use.
-        (claims.exp + LEEWAY_SECS > now && claims.nbf <= now + LEEWAY_SECS).then(|| claims.clone())
+        (claims.exp + LEEWAY_SECS > now && claims.nbf <= now + LEEWAY_SECS)
+            .then(|| Arc::clone(claims))
     }
 
-    fn put(&self, token: &str, claims: &Claims) {
+    fn put(&self, token: &str, claims: &Arc<Claims>) {
         if self.cap == 0 {
             return;
         }
@@ -223,7 +225,7 @@ impl VerifiedCache {
                 map.remove(&old);
             }
         }
-        map.insert(token.into(), claims.clone());
+        map.insert(token.into(), Arc::clone(claims));
     }
 
     fn len(&self) -> usize {
@@ -332,11 +334,13 @@ impl SessionKeys {
 
     /// Verifies a token: pinned algorithm, `typ`, `kid` among configured keys (the
     /// `jku`/`x5u`/`jwk` headers are never followed), signature, `iss`, `aud`, `exp`, `nbf`.
-    pub fn verify(&self, token: &str) -> Result<Claims, SessionError> {
+    /// The claims are shared with the cache, not copied: a guest's requests all read
+    /// the same verified claims.
+    pub fn verify(&self, token: &str) -> Result<Arc<Claims>, SessionError> {
         if let Some(claims) = self.verified.get(token, unix_now()) {
             return Ok(claims);
         }
-        let claims = self.verify_uncached(token)?;
+        let claims = Arc::new(self.verify_uncached(token)?);
         self.verified.put(token, &claims);
         Ok(claims)
     }
@@ -583,12 +587,12 @@ mod tests {
         assert!(k.verify(std::str::from_utf8(&swapped).unwrap()).is_err());
         // Expiry is checked on every use, cached or not.
         let now = unix_now();
-        let mut c = k.verify(&t).unwrap();
+        let mut c = (*k.verify(&t).unwrap()).clone();
         c.exp = now - 60;
         c.iat = now - 120;
         c.nbf = now - 120;
         let expired = k.sign(&c).unwrap();
-        k.verified.put(&expired, &c);
+        k.verified.put(&expired, &Arc::new(c.clone()));
         assert_eq!(k.verify(&expired), Err(SessionError::Expired));
         // Bounded.
         for case in ["1", "2", "3", "4"] {
@@ -632,7 +636,7 @@ mod tests {
         let mut h = Header::new(ALG);
         h.kid = Some(kid_of(&[7u8; 32]));
         let c = k.verify(&t).unwrap();
-        let plain = jsonwebtoken::encode(&h, &c, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+        let plain = jsonwebtoken::encode(&h, &*c, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
         assert_eq!(k.verify(&plain), Err(SessionError::Malformed));
         assert_eq!(k.verify("garbage"), Err(SessionError::Malformed));
     }
@@ -640,9 +644,10 @@ mod tests {
     #[test]
     fn expired_wrong_audience_and_empty_are_refused() {
         let k = keys();
-        let mut c = k
+        let mut c = (*k
             .verify(&k.mint("g@x", vec![grant("1")], 600).unwrap())
-            .unwrap();
+            .unwrap())
+        .clone();
         c.exp = unix_now() - 60;
         assert_eq!(k.verify(&k.sign(&c).unwrap()), Err(SessionError::Expired));
         c.exp = unix_now() + 60;

@@ -372,7 +372,7 @@ fn forged_expired_and_unsigned_tokens_are_no_session() {
     let other = SessionKeys::new(&[1u8; 32], &[], "guestgate", "guestgate");
     let forged = other.mint(EMAIL, common::grants(&[S42]), 600).unwrap();
     let valid = g.keys.mint(EMAIL, common::grants(&[S42]), 600).unwrap();
-    let mut claims: Claims = g.keys.verify(&valid).unwrap();
+    let mut claims: Claims = (*g.keys.verify(&valid).unwrap()).clone();
     claims.exp = unix_now() - 30;
     let expired = g.keys.sign(&claims).unwrap();
     let parts: Vec<&str> = valid.split('.').collect();
@@ -457,7 +457,7 @@ fn a_presented_guest_cookie_is_never_passed_through() {
     let other = SessionKeys::new(&[1u8; 32], &[], "guestgate", "guestgate");
     let forged = other.mint(EMAIL, common::grants(&[S42]), 600).unwrap();
     let valid = g.keys.mint(EMAIL, common::grants(&[S42]), 600).unwrap();
-    let mut claims: Claims = g.keys.verify(&valid).unwrap();
+    let mut claims: Claims = (*g.keys.verify(&valid).unwrap()).clone();
     claims.exp = unix_now() - 30;
     let expired = g.keys.sign(&claims).unwrap();
     // a session whose only share is revoked

@@ -346,7 +346,7 @@ impl Gate {
             CookieLookup::Misnamed => Err(Reason::SessionMisnamed),
             _ => Err(Reason::SessionAmbiguous),
         };
-        let mut claims = match claims {
+        let claims = match claims {
             Ok(c) => c,
             Err(reason) => return Verdict::refuse(reason, body),
         };
@@ -356,8 +356,8 @@ impl Gate {
             return Verdict::refuse(Reason::StoreStale, body);
         }
         let mut guest = Guest {
-            email: claims.sub,
-            jti: claims.jti,
+            email: claims.sub.clone(),
+            jti: claims.jti.clone(),
             share: None,
             rule: None,
             held: Vec::new(),
@@ -375,12 +375,18 @@ impl Gate {
         };
         let host = head.host.or(facts.authority).unwrap_or_default();
         if !self.is_public_host(host) {
-            return refuse(Reason::HostNotPublic, guest, claims.shares, None, None);
+            return refuse(
+                Reason::HostNotPublic,
+                guest,
+                claims.shares.clone(),
+                None,
+                None,
+            );
         }
 
         let target = match CanonicalTarget::parse(head.target, self.settings.max_target_length) {
             Ok(t) => t,
-            Err(e) => return refuse(e.into(), guest, claims.shares, None, None),
+            Err(e) => return refuse(e.into(), guest, claims.shares.clone(), None, None),
         };
         let deny =
             |reason, guest, held| refuse(reason, guest, held, Some(target.path.clone()), None);
@@ -390,7 +396,7 @@ impl Gate {
                 .iter()
                 .any(|n| header_names::is_method_override(n.as_bytes()))
         {
-            return deny(Reason::MethodOverride, guest, claims.shares);
+            return deny(Reason::MethodOverride, guest, claims.shares.clone());
         }
 
         // A session none of whose shares can be used any more has ended, wherever it goes.
@@ -411,7 +417,7 @@ impl Gate {
             } else {
                 Reason::ShareInactive
             };
-            return deny(reason, guest, claims.shares);
+            return deny(reason, guest, claims.shares.clone());
         }
 
         // One generation of policies for the whole decision, even if a reload lands now.
@@ -471,9 +477,8 @@ impl Gate {
                             guest.rule = Some(rule.name.clone());
                             let remove_headers = profile.remove_headers.clone();
                             let response = Arc::clone(&profile.response);
-                            // The allowing share is taken out of the claims, not cloned:
-                            // an allow needs no other share (`held` stays empty).
-                            guest.share = Some(claims.shares.swap_remove(i));
+                            // An allow needs no other share (`held` stays empty).
+                            guest.share = Some(share.clone());
                             return Verdict::Allow(Box::new(AllowedRequest {
                                 guest,
                                 path: target.path,
@@ -501,7 +506,7 @@ impl Gate {
         refuse(
             reason,
             guest,
-            claims.shares,
+            claims.shares.clone(),
             Some(target.path.clone()),
             detail,
         )
@@ -578,7 +583,7 @@ mod tests {
         if exp_in >= 0 {
             return t;
         }
-        let mut c = g.keys.verify(&t).unwrap_or_else(|e| panic!("{e}"));
+        let mut c = (*g.keys.verify(&t).unwrap_or_else(|e| panic!("{e}"))).clone();
         c.exp = unix_now().saturating_sub(exp_in.unsigned_abs());
         g.keys.sign(&c).unwrap_or_else(|e| panic!("{e}"))
     }

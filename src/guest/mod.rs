@@ -454,7 +454,7 @@ impl GuestRoutes<'_> {
         })
     }
 
-    fn current_session(&self, req: &GuestRequest<'_>) -> Option<session::Claims> {
+    fn current_session(&self, req: &GuestRequest<'_>) -> Option<std::sync::Arc<session::Claims>> {
         match session::find_cookie(
             req.cookies.iter().copied(),
             &self.session.cookie_name,
@@ -594,7 +594,7 @@ impl GuestRoutes<'_> {
                 let mut grants: Vec<ShareGrant> = self
                     .current_session(req)
                     .filter(|c| c.sub == active.email)
-                    .map(|c| c.shares)
+                    .map(|c| c.shares.clone())
                     .unwrap_or_default()
                     .into_iter()
                     .filter(|g| g.id != grant.id && self.shares.index().admit(&g.id, now))
