@@ -50,7 +50,8 @@ type ShareEntries = Vec<(usize, Entry)>;
 /// One profile's rendered headers, by share id.
 pub struct RenderCache {
     cap: usize,
-    map: Mutex<HashMap<Box<str>, ShareEntries>>,
+    /// foldhash, as the share index: ids guestgate made.
+    map: Mutex<HashMap<Box<str>, ShareEntries, foldhash::fast::RandomState>>,
 }
 
 impl std::fmt::Debug for RenderCache {
@@ -73,7 +74,7 @@ impl RenderCache {
     pub fn with_capacity(cap: usize) -> Self {
         Self {
             cap,
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(HashMap::default()),
         }
     }
 

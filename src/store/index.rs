@@ -44,7 +44,10 @@ impl ShareState {
 /// Share id → state, plus how fresh that knowledge is.
 #[derive(Debug)]
 pub struct ShareIndex {
-    map: RwLock<HashMap<String, Arc<ShareState>>>,
+    /// Keyed by share id with foldhash, not SipHash: an allowed request looks its share
+    /// up three times, and the keys are ids guestgate made (lookups with other strings
+    /// cannot crowd a bucket they do not insert into).
+    map: RwLock<HashMap<String, Arc<ShareState>, foldhash::fast::RandomState>>,
     /// Zero = never stale (the embedded store writes the index itself).
     staleness_bound_ms: u64,
     base: Instant,
@@ -63,7 +66,7 @@ impl ShareIndex {
     /// (`None`: never, for a store that writes the index itself).
     pub fn with_staleness_bound(bound: Option<Duration>) -> Self {
         Self {
-            map: RwLock::new(HashMap::new()),
+            map: RwLock::new(HashMap::default()),
             staleness_bound_ms: bound.map_or(0, |b| b.as_millis().max(1) as u64),
             base: Instant::now(),
             fresh_at_ms: AtomicU64::new(0),
@@ -103,7 +106,7 @@ impl ShareIndex {
     /// `shares` are forgotten (and so refused); shares seen revoked here stay revoked.
     pub fn replace_all(&self, shares: &[Share]) {
         if let Ok(mut map) = self.map.write() {
-            let fresh: HashMap<_, _> = shares
+            let fresh: HashMap<_, _, foldhash::fast::RandomState> = shares
                 .iter()
                 .map(|s| {
                     let old = map.get(&s.id);
