@@ -22,12 +22,33 @@ pub type RenderedHeaders = Arc<[(HeaderName, HeaderValue)]>;
 /// room. About 400 bytes a share and rule with the shipped four identity headers.
 pub const RENDERED_MAX_ENTRIES: usize = 10_000;
 
-/// What one render depended on besides the profile and rule: checked on every use.
+/// What one render depended on besides the profile and rule, checked on every use: the
+/// email, case and version in one allocation (`case_at`, `version_at` mark where each
+/// starts), as small as the cache can keep them.
 struct Entry {
-    email: Box<str>,
-    case: Box<str>,
-    version: Box<str>,
+    bound: Box<str>,
+    case_at: usize,
+    version_at: usize,
     headers: RenderedHeaders,
+}
+
+impl Entry {
+    fn new(key: &RenderFor<'_>, headers: RenderedHeaders) -> Self {
+        let bound = [key.email, key.case, key.version].concat();
+        Self {
+            case_at: key.email.len(),
+            version_at: key.email.len() + key.case.len(),
+            bound: bound.into(),
+            headers,
+        }
+    }
+
+    /// Whether this rendering was for exactly these values.
+    fn fits(&self, key: &RenderFor<'_>) -> bool {
+        self.bound.get(..self.case_at) == Some(key.email)
+            && self.bound.get(self.case_at..self.version_at) == Some(key.case)
+            && self.bound.get(self.version_at..) == Some(key.version)
+    }
 }
 
 /// The values one rendering is for.
@@ -86,15 +107,12 @@ impl RenderCache {
         key: &RenderFor<'_>,
         bindings: &dyn Bindings,
     ) -> Option<RenderedHeaders> {
-        let fits = |e: &Entry| {
-            &*e.email == key.email && &*e.case == key.case && &*e.version == key.version
-        };
         if let Ok(map) = self.map.lock() {
             let found = map
                 .get(key.share)
                 .and_then(|rules| rules.iter().find(|(r, _)| *r == key.rule))
                 .map(|(_, e)| e);
-            if let Some(e) = found.filter(|e| fits(e)) {
+            if let Some(e) = found.filter(|e| e.fits(key)) {
                 return Some(Arc::clone(&e.headers));
             }
         }
@@ -108,17 +126,12 @@ impl RenderCache {
                     map.remove(&old);
                 }
             }
-            let rules = map.entry(key.share.into()).or_default();
+            // Room for one rule: most guests of a share use one or two.
+            let rules = map
+                .entry(key.share.into())
+                .or_insert_with(|| Vec::with_capacity(1));
             rules.retain(|(r, _)| *r != key.rule);
-            rules.push((
-                key.rule,
-                Entry {
-                    email: key.email.into(),
-                    case: key.case.into(),
-                    version: key.version.into(),
-                    headers: Arc::clone(&headers),
-                },
-            ));
+            rules.push((key.rule, Entry::new(key, Arc::clone(&headers))));
         }
         Some(headers)
     }
@@ -134,15 +147,25 @@ impl RenderCache {
     }
 }
 
-/// Every template rendered, each value checked as a header value.
+/// Every template rendered, each value checked as a header value. The values share one
+/// buffer (each header's value a slice of it): one allocation however many headers.
 pub fn render(
     templates: &[(HeaderName, Template)],
     bindings: &dyn Bindings,
 ) -> Option<RenderedHeaders> {
+    let mut text = String::new();
+    let mut ends = Vec::with_capacity(templates.len());
+    for (_, template) in templates {
+        text.push_str(&template.render(bindings));
+        ends.push(text.len());
+    }
+    let all = bytes::Bytes::copy_from_slice(text.as_bytes());
     let mut out = Vec::with_capacity(templates.len());
-    for (name, template) in templates {
-        let value = bytes::Bytes::from(template.render(bindings));
-        out.push((name.clone(), HeaderValue::from_maybe_shared(value).ok()?));
+    let mut start = 0;
+    for ((name, _), end) in templates.iter().zip(ends) {
+        let value = HeaderValue::from_maybe_shared(all.slice(start..end)).ok()?;
+        out.push((name.clone(), value));
+        start = end;
     }
     Some(out.into())
 }
@@ -217,6 +240,9 @@ mod tests {
             B("b@x.test", "sh-1", "42", "3", "doc"),
             B("a@x.test", "sh-1", "43", "3", "doc"),
             B("a@x.test", "sh-1", "42", "4", "doc"),
+            // the same bytes end to end, split elsewhere
+            B("a@x.test4", "sh-1", "2", "3", "doc"),
+            B("a@x.test", "sh-1", "4", "23", "doc"),
         ] {
             let h = cache.headers(&t, &render_for(&b, 0), &b).unwrap();
             assert_eq!(values(&h)[..2], [b.0, &format!("sh-1:{}/{}", b.2, b.3)]);
