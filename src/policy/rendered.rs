@@ -9,7 +9,7 @@
 //! request's, byte for byte; otherwise it is rendered again.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use http::{HeaderName, HeaderValue};
 
@@ -68,11 +68,12 @@ pub struct RenderFor<'a> {
 /// Renderings for one share: by rule index (a guest uses few rules).
 type ShareEntries = Vec<(usize, Entry)>;
 
-/// One profile's rendered headers, by share id.
+/// One profile's rendered headers, by share id. Read-locked on every allowed request
+/// (threads do not wait on each other), write-locked only to add a rendering.
 pub struct RenderCache {
     cap: usize,
     /// foldhash, as the share index: ids guestgate made.
-    map: Mutex<HashMap<Box<str>, ShareEntries, foldhash::fast::RandomState>>,
+    map: RwLock<HashMap<Box<str>, ShareEntries, foldhash::fast::RandomState>>,
 }
 
 impl std::fmt::Debug for RenderCache {
@@ -95,7 +96,7 @@ impl RenderCache {
     pub fn with_capacity(cap: usize) -> Self {
         Self {
             cap,
-            map: Mutex::new(HashMap::default()),
+            map: RwLock::new(HashMap::default()),
         }
     }
 
@@ -107,7 +108,7 @@ impl RenderCache {
         key: &RenderFor<'_>,
         bindings: &dyn Bindings,
     ) -> Option<RenderedHeaders> {
-        if let Ok(map) = self.map.lock() {
+        if let Ok(map) = self.map.read() {
             let found = map
                 .get(key.share)
                 .and_then(|rules| rules.iter().find(|(r, _)| *r == key.rule))
@@ -120,7 +121,7 @@ impl RenderCache {
         if self.cap == 0 {
             return Some(headers);
         }
-        if let Ok(mut map) = self.map.lock() {
+        if let Ok(mut map) = self.map.write() {
             if map.len() >= self.cap && !map.contains_key(key.share) {
                 if let Some(old) = map.keys().next().cloned() {
                     map.remove(&old);
@@ -138,7 +139,7 @@ impl RenderCache {
 
     /// Shares held.
     pub fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
+        self.map.read().map(|m| m.len()).unwrap_or(0)
     }
 
     /// Whether it holds nothing.
