@@ -164,10 +164,11 @@ pub struct SessionKeys {
 /// token itself proves is remembered: `exp` and `nbf` are checked again on every use,
 /// and the shares' state (revoked, expired) is never cached, it is read from the index
 /// on every request. Bounded: when full, an arbitrary entry makes room. It lives with
-/// the keys, so new keys start with an empty cache.
+/// the keys, so new keys start with an empty cache. Read-locked on a hit, so request
+/// threads do not wait on each other; write-locked only to add a token.
 struct VerifiedCache {
     cap: usize,
-    map: std::sync::Mutex<HashMap<Box<str>, Arc<Claims>, TailState>>,
+    map: std::sync::RwLock<HashMap<Box<str>, Arc<Claims>, TailState>>,
 }
 
 /// How many bytes at a token's end the cache hashes: inside its signature (43 bytes of
@@ -206,7 +207,7 @@ impl VerifiedCache {
         if self.cap == 0 {
             return None;
         }
-        let map = self.map.lock().ok()?;
+        let map = self.map.read().ok()?;
         let claims = map.get(token)?;
         // The same window jsonwebtoken applies, on every use.
         (claims.exp + LEEWAY_SECS > now && claims.nbf <= now + LEEWAY_SECS)
@@ -217,7 +218,7 @@ impl VerifiedCache {
         if self.cap == 0 {
             return;
         }
-        let Ok(mut map) = self.map.lock() else {
+        let Ok(mut map) = self.map.write() else {
             return;
         };
         if map.len() >= self.cap {
@@ -229,7 +230,7 @@ impl VerifiedCache {
     }
 
     fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
+        self.map.read().map(|m| m.len()).unwrap_or(0)
     }
 }
 
@@ -273,7 +274,7 @@ impl SessionKeys {
             audience: audience.to_string(),
             verified: VerifiedCache {
                 cap: 0,
-                map: std::sync::Mutex::new(HashMap::default()),
+                map: std::sync::RwLock::new(HashMap::default()),
             },
         }
     }
