@@ -155,7 +155,7 @@ pub fn inspect(
         }
         let value = trim_ows(&line[colon + 1..]);
         if same_header(name, "connection") {
-            nominations += connection_options(value)?;
+            nominations += count_connection_options(value)?;
             if nominations >= MAX_CONNECTION_OPTIONS {
                 return Err(FramingError::ConnectionNomination);
             }
@@ -218,8 +218,8 @@ pub fn inspect(
 /// The longest header name the `http` crate (and so pingora) accepts.
 const MAX_HEADER_NAME_LEN: usize = (1 << 16) - 1;
 
-/// The most `Connection` options pingora forwards (it refuses ten or more).
-const MAX_CONNECTION_OPTIONS: usize = 10;
+/// How many `Connection` options pingora refuses at: it forwards nine at most.
+pub const MAX_CONNECTION_OPTIONS: usize = 10;
 
 /// Headers that must reach the app as guestgate or pingora set them, so no `Connection`
 /// option may name them (pingora refuses exactly these; guestgate sets `Host` and
@@ -231,14 +231,19 @@ const UNNOMINABLE: &[&str] = &[
     "x-forwarded-proto",
 ];
 
-/// The number of options one `Connection` value lists (RFC 9110 §7.6.1: a list of
-/// tokens), or why it cannot be forwarded.
-fn connection_options(value: &[u8]) -> Result<usize, FramingError> {
+/// The options one `Connection` value lists (RFC 9110 §7.6.1: a list of tokens), each
+/// trimmed, empty ones skipped: what framing checks here and what the guest head drops.
+pub fn connection_options(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|o| !o.is_empty())
+}
+
+/// The number of options one `Connection` value lists, or why it cannot be forwarded.
+fn count_connection_options(value: &[u8]) -> Result<usize, FramingError> {
     let mut n = 0;
-    for option in value.split(|&b| b == b',').map(trim_ows) {
-        if option.is_empty() {
-            continue;
-        }
+    for option in connection_options(value) {
         // A token that is no header name (over 64 KiB) is refused by pingora too; its
         // length is the one way a token fails that parse (a test holds the two alike),
         // checked without parsing: browsers send `Connection: keep-alive` every time.

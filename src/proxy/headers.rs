@@ -113,8 +113,8 @@ struct Nominated<'a> {
     len: usize,
 }
 
-/// One less than the options framing refuses at.
-const NOMINATED_MAX: usize = 9;
+/// The most options framing lets through.
+const NOMINATED_MAX: usize = framing::MAX_CONNECTION_OPTIONS - 1;
 
 impl<'a> Nominated<'a> {
     fn of(headers: &'a HeaderMap) -> pingora::Result<Self> {
@@ -123,11 +123,7 @@ impl<'a> Nominated<'a> {
             len: 0,
         };
         for value in headers.get_all(http::header::CONNECTION) {
-            for option in value.as_bytes().split(|&b| b == b',') {
-                let option = option.trim_ascii();
-                if option.is_empty() {
-                    continue;
-                }
+            for option in framing::connection_options(value.as_bytes()) {
                 // Framing refused longer lists; refuse rather than forward a name unchecked.
                 let Some(slot) = out.names.get_mut(out.len) else {
                     return Err(pingora::Error::explain(
