@@ -363,8 +363,8 @@ impl Gate {
             held: Vec::new(),
         };
         // A refusal carries the session's shares for its page's ways back.
-        let refuse = |reason: Reason, mut guest: Guest, held: Vec<ShareGrant>, path, detail| {
-            guest.held = held;
+        let refuse = |reason: Reason, mut guest: Guest, path, detail| {
+            guest.held = claims.shares.clone();
             Verdict::Refuse {
                 reason,
                 guest: Some(Box::new(guest)),
@@ -375,28 +375,21 @@ impl Gate {
         };
         let host = head.host.or(facts.authority).unwrap_or_default();
         if !self.is_public_host(host) {
-            return refuse(
-                Reason::HostNotPublic,
-                guest,
-                claims.shares.clone(),
-                None,
-                None,
-            );
+            return refuse(Reason::HostNotPublic, guest, None, None);
         }
 
         let target = match CanonicalTarget::parse(head.target, self.settings.max_target_length) {
             Ok(t) => t,
-            Err(e) => return refuse(e.into(), guest, claims.shares.clone(), None, None),
+            Err(e) => return refuse(e.into(), guest, None, None),
         };
-        let deny =
-            |reason, guest, held| refuse(reason, guest, held, Some(target.path.clone()), None);
+        let deny = |reason, guest| refuse(reason, guest, Some(target.path.clone()), None);
         if target.has_method_override_key()
             || facts
                 .header_names
                 .iter()
                 .any(|n| header_names::is_method_override(n.as_bytes()))
         {
-            return deny(Reason::MethodOverride, guest, claims.shares.clone());
+            return deny(Reason::MethodOverride, guest);
         }
 
         // A session none of whose shares can be used any more has ended, wherever it goes.
@@ -417,7 +410,7 @@ impl Gate {
             } else {
                 Reason::ShareInactive
             };
-            return deny(reason, guest, claims.shares.clone());
+            return deny(reason, guest);
         }
 
         // One generation of policies for the whole decision, even if a reload lands now.
@@ -445,11 +438,7 @@ impl Gate {
                             let Ok(uri) = http::Uri::from_maybe_shared(bytes::Bytes::from(forward))
                             else {
                                 // Canonical targets always parse; refuse rather than guess if not.
-                                return deny(
-                                    Reason::TargetUnforwardable,
-                                    guest,
-                                    claims.shares.clone(),
-                                );
+                                return deny(Reason::TargetUnforwardable, guest);
                             };
                             let bindings = IdentityBindings {
                                 email: &guest.email,
@@ -468,11 +457,7 @@ impl Gate {
                                     .rendered
                                     .headers(&profile.set_headers, &key, &bindings)
                             else {
-                                return deny(
-                                    Reason::HeaderValueInvalid,
-                                    guest,
-                                    claims.shares.clone(),
-                                );
+                                return deny(Reason::HeaderValueInvalid, guest);
                             };
                             guest.rule = Some(rule.name.clone());
                             let remove_headers = profile.remove_headers.clone();
@@ -503,13 +488,7 @@ impl Gate {
             None => (Reason::NoRule, None),
         };
         guest.share = closest.map(|(_, s)| s.clone());
-        refuse(
-            reason,
-            guest,
-            claims.shares.clone(),
-            Some(target.path.clone()),
-            detail,
-        )
+        refuse(reason, guest, Some(target.path.clone()), detail)
     }
 
     /// Whether a `Host` (or `:authority`) is one guests may use; compared without case.
