@@ -93,6 +93,14 @@ impl Template {
         out
     }
 
+    /// The placeholders it names, in order.
+    pub fn vars(&self) -> impl Iterator<Item = &Var> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(v) => Some(v),
+            Part::Lit(_) => None,
+        })
+    }
+
     /// Whether the template names `var`.
     pub fn names(&self, var: &Var) -> bool {
         self.parts
@@ -340,8 +348,8 @@ pub fn compile_profile(raw: RawProfile, src: &Source) -> Result<Profile, Vec<Sou
         walk_rules: rules.len() <= WALK_MAX_RULES && rules.iter().all(|r| r.template.is_some()),
         rules,
         set,
+        rendered: std::sync::Arc::new(super::rendered::RenderCache::for_templates(&set_headers)),
         set_headers,
-        rendered: std::sync::Arc::default(),
         remove_headers,
         response: std::sync::Arc::new(response),
         file: src.path().display().to_string(),

@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use http::{HeaderName, HeaderValue};
 
-use super::compile::{Bindings, Template};
+use super::compile::{Bindings, Template, Var};
 
 /// Rendered headers, shared by every request that uses them.
 pub type RenderedHeaders = Arc<[(HeaderName, HeaderValue)]>;
@@ -85,13 +85,28 @@ impl std::fmt::Debug for RenderCache {
     }
 }
 
-impl Default for RenderCache {
-    fn default() -> Self {
-        Self::with_capacity(RENDERED_MAX_ENTRIES)
+/// Whether a rendering found by share id and rule, and checked against the email, case
+/// and version, is right for this placeholder's value. No wildcard: a new placeholder
+/// must be placed here before a template naming it can be cached.
+fn keyed(var: &Var) -> bool {
+    match var {
+        // checked on every use
+        Var::GuestEmail | Var::Case | Var::Version => true,
+        // the key: share id, then rule index; one cache per profile
+        Var::ShareId | Var::Rule | Var::Profile => true,
+        // differs from request to request
+        Var::Capture(_) => false,
     }
 }
 
 impl RenderCache {
+    /// The cache for a profile's `templates`: [`RENDERED_MAX_ENTRIES`] shares, or none
+    /// (rendered every time) when a template names a value the key does not hold.
+    pub fn for_templates(templates: &[(HeaderName, Template)]) -> Self {
+        let cacheable = templates.iter().all(|(_, t)| t.vars().all(keyed));
+        Self::with_capacity(if cacheable { RENDERED_MAX_ENTRIES } else { 0 })
+    }
+
     /// A cache of at most `cap` entries (0: render every time).
     pub fn with_capacity(cap: usize) -> Self {
         Self {
@@ -174,7 +189,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::compile::{identity_var, Var};
+    use crate::policy::compile::identity_var;
 
     struct B<'a>(&'a str, &'a str, &'a str, &'a str, &'a str);
 
@@ -225,7 +240,8 @@ mod tests {
 
     #[test]
     fn a_share_and_rule_render_once_and_never_for_other_bindings() {
-        let (t, cache) = (templates(), RenderCache::default());
+        let t = templates();
+        let cache = RenderCache::for_templates(&t);
         let a = B("a@x.test", "sh-1", "42", "3", "doc");
         let first = cache.headers(&t, &render_for(&a, 0), &a).unwrap();
         assert_eq!(values(&first), ["a@x.test", "sh-1:42/3", "doc"]);
@@ -262,10 +278,15 @@ mod tests {
             assert!(cache.headers(&t, &render_for(&b, 0), &b).is_some());
         }
         assert_eq!(cache.len(), 2);
-        let off = RenderCache::with_capacity(0);
+        // A template naming a path capture is rendered every time.
+        let captured: Vec<(HeaderName, Template)> = vec![(
+            HeaderName::from_static("x-doc"),
+            Template::parse("{doc}", |n| (n == "doc").then(|| Var::Capture(n.into()))).unwrap(),
+        )];
+        let off = RenderCache::for_templates(&captured);
         let b = B("a@x.test", "sh-1", "42", "3", "doc");
-        let one = off.headers(&t, &render_for(&b, 0), &b).unwrap();
-        let two = off.headers(&t, &render_for(&b, 0), &b).unwrap();
+        let one = off.headers(&captured, &render_for(&b, 0), &b).unwrap();
+        let two = off.headers(&captured, &render_for(&b, 0), &b).unwrap();
         assert!(!Arc::ptr_eq(&one, &two));
         assert!(off.is_empty());
     }
