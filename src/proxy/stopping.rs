@@ -21,7 +21,6 @@ pub const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(2);
 /// A service's app, with its clean-up (the drop of waiting connections) delayed.
 pub struct AnswerAccepted<A> {
     inner: Arc<A>,
-    grace: Duration,
 }
 
 impl<A> AnswerAccepted<A> {
@@ -29,7 +28,6 @@ impl<A> AnswerAccepted<A> {
     pub fn new(inner: A) -> Self {
         Self {
             inner: Arc::new(inner),
-            grace: FIRST_REQUEST_GRACE,
         }
     }
 }
@@ -47,7 +45,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for AnswerAccepted<A> {
     /// Called once the listeners have stopped: nobody new can connect, so waiting here
     /// only gives the connections already accepted time to speak.
     async fn cleanup(&self) {
-        tokio::time::sleep(self.grace).await;
+        tokio::time::sleep(FIRST_REQUEST_GRACE).await;
         self.inner.cleanup().await;
     }
 }
