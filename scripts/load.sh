@@ -10,14 +10,18 @@
 #   allow    guestgate, a guest session, a request its share allows
 #   deny     guestgate, the same session, another case's document (refused by guestgate)
 #   nginx    nginx proxy_pass with keepalive, one worker (only when nginx is installed)
+# Every request carries one cookie of the same length, so every proxy reads the same
+# bytes: guestgate's session for allow and deny (which guestgate strips), and the app's
+# own session, as staff traffic would carry, for bare, pass and nginx (which they forward).
 # guestgate runs the shipped config/guestgate.toml (log level, audit file, policies), with
 # only addresses, paths and one worker thread overridden, as in the environment.
 #
 # Each proxy is pinned to CPU 0 and wrk and the app to the others where `taskset` works,
 # so the proxy's CPU is its own. CPU is utime+stime of every thread of the proxy
-# (/proc/PID/stat) across the run, divided by the requests wrk completed. The order of
-# variants rotates each round; the median per variant is reported, and the ratio
-# bare/variant ("0.90x" = the variant needs 1/0.9 of bare pingora's CPU per request).
+# (/proc/PID/stat) across the run, divided by the requests wrk completed; the kernel's
+# part of it (stime) is shown apart. The order of variants rotates each round; the
+# median per variant is reported, and the ratio bare/variant ("0.90x" = the variant
+# needs 1/0.9 of bare pingora's CPU per request).
 #
 # Then memory: RSS of guestgate after `sessions` (10000) distinct guest sessions, each
 # with its own share, have each made requests (every token in the verified-token cache).
@@ -121,6 +125,8 @@ share() {  # share EMAIL CASE VERSION -> prints the session token
 token=$(share load@example.test 42 3)
 [ -n "$token" ] || { echo "could not verify the load share"; tail "$work/gg.log"; exit 1; }
 allowed=/api/cases/42/versions/3/documents/1
+app_cookie="Cookie: app_session=$token"
+guest_cookie="Cookie: guestgate_session=$token"
 denied=/api/cases/7/versions/2/documents/1
 check() { # check EXPECTED-STATUS URL [curl args]
   local want=$1 url=$2; shift 2
@@ -128,7 +134,7 @@ check() { # check EXPECTED-STATUS URL [curl args]
   [ "$got" = "$want" ] || { echo "load: $url answered $got, not $want"; exit 1; }
 }
 check 200 "http://127.0.0.1:3901$allowed"
-check 200 "http://127.0.0.1:3902$allowed"
+check 200 "http://127.0.0.1:3902$allowed" -H "$app_cookie"
 check 200 "http://127.0.0.1:3902$allowed" -H "Cookie: guestgate_session=$token"
 check 403 "http://127.0.0.1:3902$denied" -H "Cookie: guestgate_session=$token"
 [ -z "$nginx_pid" ] || check 200 "http://127.0.0.1:3904$allowed"
@@ -155,8 +161,8 @@ PY
   printf '|--------|----------------------------|----------------|------------------------|\n'
   declare -A port_of=([bare]=3901 [pass]=3902 [allow]=3902 [deny]=3902)
   declare -A path_of=([bare]=$allowed [pass]=$allowed [allow]=$allowed [deny]=$denied)
-  declare -A hdr_of=([bare]="X-Load: bare" [pass]="X-Load: pass" [allow]="Cookie: guestgate_session=$token"
-                     [deny]="Cookie: guestgate_session=$token")
+  declare -A hdr_of=([bare]=$app_cookie [pass]=$app_cookie [allow]=$guest_cookie
+                     [deny]=$guest_cookie)
   bare_ir=""
   for v in bare pass allow deny; do
     pid=$gg_pid; [ $v = bare ] && pid=$bare_pid
@@ -178,17 +184,17 @@ fi
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+sys_ticks() { awk '{ sub(/^.*\) /, ""); print $13 }' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 declare -A pid_of url_of hdr_of
 pid_of=([bare]=$bare_pid [pass]=$gg_pid [allow]=$gg_pid [deny]=$gg_pid)
 url_of=([bare]="http://127.0.0.1:3901$allowed" [pass]="http://127.0.0.1:3902$allowed"
         [allow]="http://127.0.0.1:3902$allowed" [deny]="http://127.0.0.1:3902$denied")
-hdr_of=([bare]="X-Load: bare" [pass]="X-Load: pass" [allow]="Cookie: guestgate_session=$token"
-        [deny]="Cookie: guestgate_session=$token")
+hdr_of=([bare]=$app_cookie [pass]=$app_cookie [allow]=$guest_cookie [deny]=$guest_cookie)
 variants=(bare pass allow deny)
 if [ -n "$nginx_pid" ]; then
-  variants+=(nginx); pid_of[nginx]=$nginx_pid; url_of[nginx]="http://127.0.0.1:3904$allowed"; hdr_of[nginx]="X-Load: nginx"
+  variants+=(nginx); pid_of[nginx]=$nginx_pid; url_of[nginx]="http://127.0.0.1:3904$allowed"; hdr_of[nginx]=$app_cookie
 fi
 
 # steal time of CPU 0 (the proxy's), in ticks: on a VM, time the host gave to others
@@ -200,14 +206,14 @@ for t in /proc/"$gg_pid"/task/*; do
   [ "$(cat "$t/comm" 2>/dev/null)" = guestgate-audit ] && writer_tid=${t##*/}
 done
 writer_ns() { [ -n "$writer_tid" ] && awk '{print $1}' "/proc/$gg_pid/task/$writer_tid/schedstat" || echo 0; }
-run() { # run VARIANT -> prints "µs-per-request requests steal-%-of-cpu0 writer-µs-per-request"
-  local v=$1 before after out n s0 s1 w0 w1
-  before=$(cpu_ticks "${pid_of[$v]}"); s0=$(steal_ticks); w0=$(writer_ns)
+run() { # run VARIANT -> prints "µs-per-request requests steal-%-of-cpu0 writer-µs-per-request kernel-µs-per-request"
+  local v=$1 before after out n s0 s1 w0 w1 k0 k1
+  before=$(cpu_ticks "${pid_of[$v]}"); s0=$(steal_ticks); w0=$(writer_ns); k0=$(sys_ticks "${pid_of[$v]}")
   out=$("${pin_load[@]}" wrk -t1 -c"$conns" -d"${dur}s" -H "${hdr_of[$v]}" "${url_of[$v]}")
-  after=$(cpu_ticks "${pid_of[$v]}"); s1=$(steal_ticks); w1=$(writer_ns)
+  after=$(cpu_ticks "${pid_of[$v]}"); s1=$(steal_ticks); w1=$(writer_ns); k1=$(sys_ticks "${pid_of[$v]}")
   n=$(echo "$out" | awk '/requests in/ {print $1}')
   [ "${pid_of[$v]}" = "$gg_pid" ] || w1=$w0
-  echo "$(echo "($after - $before) * 1000000 / $ticks / $n" | bc -l) $n $(( (s1 - s0) * 100 / (ticks * dur) )) $(echo "($w1 - $w0) / 1000 / $n" | bc -l)"
+  echo "$(echo "($after - $before) * 1000000 / $ticks / $n" | bc -l) $n $(( (s1 - s0) * 100 / (ticks * dur) )) $(echo "($w1 - $w0) / 1000 / $n" | bc -l) $(echo "($k1 - $k0) * 1000000 / $ticks / $n" | bc -l)"
 }
 
 # warm every variant once (connections, caches, page faults) before measuring
@@ -215,15 +221,15 @@ for v in "${variants[@]}"; do dur=1 run "$v" >/dev/null; done
 
 echo "$(date -u +%Y-%m-%d) $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "wrk -t1 -c$conns -d${dur}s per run, $rounds interleaved rounds; proxy pinned: ${pin_proxy[*]:-no}"
-declare -A samples ratios writer
+declare -A samples ratios writer kernel
 steals=""
 for r in $(seq 1 "$rounds"); do
   n=${#variants[@]}; line="round $r:"
   declare -A this=()
   for i in $(seq 0 $((n - 1))); do
     v=${variants[$(( (i + r) % n ))]}
-    read -r us reqs steal wus < <(run "$v")
-    samples[$v]+="$us "; this[$v]=$us; steals+="$steal "; writer[$v]+="$wus "
+    read -r us reqs steal wus kus < <(run "$v")
+    samples[$v]+="$us "; this[$v]=$us; steals+="$steal "; writer[$v]+="$wus "; kernel[$v]+="$kus "
     line+=$(printf ' %s %.1f µs (%s req, steal %s%%)' "$v" "$us" "$reqs" "$steal")
   done
   # the ratio within the round: drift on a shared machine moves every variant of a
@@ -234,11 +240,12 @@ done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 echo
-printf '| %-6s | %-24s | %-22s | %-28s |\n' variant "µs CPU / request (median)" "bare / variant (median of rounds)" "of which audit writer (µs)"
-printf '|--------|--------------------------|------------------------|------------------------------|\n'
+printf '| %-6s | %-24s | %-22s | %-19s | %-26s |\n' variant "µs CPU / request (median)" "bare / variant (median of rounds)" "of which kernel (µs)" "of which audit writer (µs)"
+printf '|--------|--------------------------|------------------------|---------------------|----------------------------|\n'
 for v in "${variants[@]}"; do
   med=$(echo "${samples[$v]}" | median)
-  printf '| %-6s | %24.1f | %21.2fx | %28.2f |\n' "$v" "$med" "$(echo "${ratios[$v]}" | median)" "$(echo "${writer[$v]}" | median)"
+  printf '| %-6s | %24.1f | %21.2fx | %19.1f | %26.2f |\n' "$v" "$med" "$(echo "${ratios[$v]}" | median)" \
+    "$(echo "${kernel[$v]}" | median)" "$(echo "${writer[$v]}" | median)"
 done
 steal_med=$(echo "$steals" | median)
 echo "steal time on the proxy's CPU: median $steal_med% of a run"
