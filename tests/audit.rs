@@ -250,3 +250,36 @@ fn a_key_rotation_is_recorded_in_the_chain() {
     let (code, out) = verify(&file, &[&new], None);
     assert_eq!(code, Some(1), "{out}");
 }
+
+/// Under load the writer does not wait for its interval: once a batch reaches
+/// `audit::WAKE_AT` bytes, the request that filled it wakes the writer, so batches stay
+/// small enough for the CPU's cache. Below that, lines wait for the interval (one write
+/// per interval, not per line), and a stop writes them all.
+#[test]
+fn a_full_batch_is_written_before_its_interval_and_a_small_one_waits() {
+    let mut g = Instance::start(Opts {
+        audit_config: "flush_interval = \"1h\"".into(),
+        ..Opts::default()
+    });
+    let path = format!("/api/cases/42/{}", "x".repeat(2000));
+    for _ in 0..5 {
+        g.send("GET", &path, None, &[]);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let file = g.dir.path().join("audit.log");
+    let on_disk = || std::fs::metadata(&file).map_or(0, |m| m.len() as usize);
+    assert_eq!(on_disk(), 0, "a small batch waits for the interval");
+
+    // Each line carries the 2 KB path: past WAKE_AT well before the last request.
+    let sent = 2 * guestgate::audit::WAKE_AT / path.len();
+    for _ in 5..sent {
+        g.send("GET", &path, None, &[]);
+    }
+    let lines = wait_for("a full batch on disk", Duration::from_secs(10), || {
+        (on_disk() >= guestgate::audit::WAKE_AT).then(|| g.audit().len())
+    });
+    assert!(lines < sent, "only full batches are written early: {lines} of {sent}");
+
+    assert!(g.terminate().success());
+    assert_eq!(g.audit().len(), sent, "the stop writes what was pending");
+}

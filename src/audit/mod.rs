@@ -1,9 +1,10 @@
 //! The audit stream: one JSON line per decision, admin action and challenge event.
 //! Requests append their line to a shared in-memory batch under a short lock; a
-//! dedicated thread wakes once per `flush_interval`, takes the whole batch and writes
-//! it. No request waits on disk or wakes another thread (a per-line channel wake-up
-//! measured here halved guest throughput), and a crash loses at most the lines of one
-//! flush interval.
+//! dedicated thread wakes once per `flush_interval`, or sooner when a request finds
+//! [`WAKE_AT`] bytes pending, takes the whole batch and writes it. No request waits on
+//! disk, and at most one request per batch wakes the writer (a per-line channel wake-up
+//! measured here halved guest throughput); a crash loses at most the lines of one flush
+//! interval.
 //!
 //! Lines are chained under a key of the audit's own (`chain.rs`): each process starts
 //! with a record naming its key (and the key of the line it continues, so a rotation is
@@ -14,7 +15,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -26,6 +27,14 @@ use chain::AuditKey;
 /// Bytes that may wait for the writer; past this a line is dropped and counted rather
 /// than letting memory grow without bound when the disk is far behind.
 const MAX_PENDING: usize = 64 * 1024 * 1024;
+
+/// Pending bytes at which the request that adds a line wakes the writer before its
+/// interval is up. A batch this size stays in the CPU's cache from the request threads
+/// writing it, through the writer chaining it, to the kernel copying it into the file.
+/// Measured under load here (about 44,000 allowed requests a second, 560-byte lines):
+/// 200 ms batches (4.5 MB) cost the writer 1.18 µs a line, 50 ms batches (1.2 MB)
+/// 0.52 µs. A bound in bytes holds at any request rate, where an interval does not.
+pub const WAKE_AT: usize = 256 * 1024;
 
 /// Audit stream settings.
 #[derive(Debug, Clone)]
@@ -334,6 +343,20 @@ struct Shared {
     pending: Mutex<Vec<u8>>,
     dropped: AtomicU64,
     stop: AtomicBool,
+    /// Set by the request that wakes the writer for the pending batch, cleared when the
+    /// writer takes it: one wake-up per batch, whatever the number of lines past
+    /// [`WAKE_AT`].
+    woken: AtomicBool,
+    /// The writer thread, to wake.
+    writer: OnceLock<std::thread::Thread>,
+}
+
+impl Shared {
+    fn wake_writer(&self) {
+        if let Some(t) = self.writer.get() {
+            t.unpark();
+        }
+    }
 }
 
 /// What the writer thread owns.
@@ -403,6 +426,8 @@ impl AuditSink {
             pending: Mutex::new(Vec::with_capacity(1 << 20)),
             dropped: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            woken: AtomicBool::new(false),
+            writer: OnceLock::new(),
         });
         let sink = Self {
             shared: Arc::clone(&shared),
@@ -429,7 +454,13 @@ impl AuditSink {
         };
         let handle = std::thread::Builder::new()
             .name("guestgate-audit".into())
-            .spawn(move || w.run(&shared))?;
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || w.run(&shared)
+            })?;
+        // A wake-up before this is set is lost; the writer then takes that batch at its
+        // interval, as it would have without the bound.
+        let _ = shared.writer.set(handle.thread().clone());
         if let Ok(mut slot) = sink.writer.lock() {
             *slot = Some(handle);
         }
@@ -476,6 +507,11 @@ impl AuditSink {
                 return;
             }
             pending.extend_from_slice(&line);
+            let full = pending.len() >= WAKE_AT;
+            drop(pending);
+            if full && !self.shared.woken.swap(true, Ordering::AcqRel) {
+                self.shared.wake_writer();
+            }
         });
     }
 
@@ -494,6 +530,7 @@ impl AuditSink {
     /// the writer (at shutdown).
     pub fn close(&self) {
         self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake_writer();
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
         if let Some(h) = handle {
             let _ = h.join();
@@ -504,6 +541,7 @@ impl AuditSink {
 impl Drop for AuditSink {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake_writer();
     }
 }
 
@@ -517,10 +555,11 @@ impl Writer {
         loop {
             let stopping = shared.stop.load(Ordering::Acquire);
             if !stopping {
-                std::thread::sleep(self.flush_every);
+                self.wait(shared);
             }
             if let Ok(mut pending) = shared.pending.lock() {
                 std::mem::swap(&mut *pending, &mut batch);
+                shared.woken.store(false, Ordering::Release);
             }
             if stopping {
                 let stop = ChainEvent {
@@ -557,6 +596,22 @@ impl Writer {
             if stopping {
                 return;
             }
+        }
+    }
+
+    /// Until the interval is up, a request wakes the writer, or the sink stops.
+    fn wait(&self, shared: &Shared) {
+        let deadline = std::time::Instant::now() + self.flush_every;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero()
+                || shared.woken.load(Ordering::Acquire)
+                || shared.stop.load(Ordering::Acquire)
+            {
+                return;
+            }
+            // returns on a wake-up, at the timeout, or spuriously: the loop tells which
+            std::thread::park_timeout(left);
         }
     }
 

@@ -244,11 +244,17 @@ impl Instance {
              [policies]\ndir = \"{policies}\"\n\
              [session]\nkey_file = \"{key_file}\"\nsecure_cookie = {secure}\n\
              [store]\n{store}\n\
-             [audit]\npath = \"{audit}\"\nflush_interval = \"10ms\"\n{audit_config}\n\
+             [audit]\npath = \"{audit}\"\n{flush}{audit_config}\n\
              [guest]\npublic_url = \"{scheme}://127.0.0.1:{port}\"\npublic_hosts = [\"app.test\"]\n{guest}\n\
              [mail]\n{mail}\n{tls}\n{extra}",
             mode = opts.mode,
             extra = opts.extra_config,
+            // a test that sets its own interval gets it; the rest write every 10 ms
+            flush = if opts.audit_config.contains("flush_interval") {
+                ""
+            } else {
+                "flush_interval = \"10ms\"\n"
+            },
             audit_config = opts.audit_config,
             app = opts.upstream.unwrap_or(app.addr),
             upstream_config = opts.upstream_config,
