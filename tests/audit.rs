@@ -278,8 +278,44 @@ fn a_full_batch_is_written_before_its_interval_and_a_small_one_waits() {
     let lines = wait_for("a full batch on disk", Duration::from_secs(10), || {
         (on_disk() >= guestgate::audit::WAKE_AT).then(|| g.audit().len())
     });
-    assert!(lines < sent, "only full batches are written early: {lines} of {sent}");
+    assert!(
+        lines < sent,
+        "only full batches are written early: {lines} of {sent}"
+    );
 
     assert!(g.terminate().success());
     assert_eq!(g.audit().len(), sent, "the stop writes what was pending");
+}
+
+/// Each batch is on disk before the writer takes the next, and is then dropped from the
+/// page cache. Dirty pages cannot be dropped, so a file none of whose pages stay cached
+/// was both synced and dropped; `fincore` counts the cached pages without reading the
+/// file (reading it, as `Instance::audit` does, would cache it again).
+#[test]
+fn written_batches_are_synced_and_leave_the_page_cache() {
+    let g = Instance::start(Opts::default());
+    let sent = 200;
+    for _ in 0..sent {
+        g.send("GET", "/api/cases/42/versions/3/documents/1", None, &[]);
+    }
+    let file = g.dir.path().join("audit.log");
+    let (cached, size) = wait_for(
+        "the written audit out of the page cache",
+        Duration::from_secs(10),
+        || {
+            let out = std::process::Command::new("fincore")
+                .args(["--bytes", "--noheadings", "--output", "RES,SIZE"])
+                .arg(&file)
+                .output()
+                .expect("fincore (util-linux) runs");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let mut n = text
+                .split_whitespace()
+                .map(|v| v.parse::<u64>().unwrap_or(u64::MAX));
+            let (cached, size) = (n.next()?, n.next()?);
+            (size >= sent * 200 && cached == 0).then_some((cached, size))
+        },
+    );
+    assert_eq!(cached, 0, "{size} bytes on disk");
+    assert_eq!(g.audit_at_least(sent as usize).len() as u64, sent);
 }

@@ -3,8 +3,9 @@
 //! dedicated thread wakes once per `flush_interval`, or sooner when a request finds
 //! [`WAKE_AT`] bytes pending, takes the whole batch and writes it. No request waits on
 //! disk, and at most one request per batch wakes the writer (a per-line channel wake-up
-//! measured here halved guest throughput); a crash loses at most the lines of one flush
-//! interval.
+//! measured here halved guest throughput). Each batch is on disk before the next is
+//! taken: a crash, of the process or the machine, loses only the lines not yet written,
+//! about one flush interval's.
 //!
 //! Lines are chained under a key of the audit's own (`chain.rs`): each process starts
 //! with a record naming its key (and the key of the line it continues, so a rotation is
@@ -361,13 +362,67 @@ impl Shared {
 
 /// What the writer thread owns.
 struct Writer {
-    out: Box<dyn Write + Send>,
+    out: Out,
     file: String,
     key: AuditKey,
     prev: String,
     lines: usize,
     flush_every: Duration,
     checkpoint_every: Duration,
+}
+
+/// Where the writer puts its batches.
+enum Out {
+    /// A regular file: each batch synced, then dropped from the page cache.
+    File(std::fs::File),
+    /// Standard output, or a path that is a pipe or a device: written through (they
+    /// have no page cache, and `fdatasync` on them fails).
+    Stream(Box<dyn Write + Send>),
+}
+
+impl Out {
+    /// Opens an audit path for appending (created 0600).
+    fn open(p: &std::path::Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(p)?;
+        Ok(if f.metadata()?.is_file() {
+            Out::File(f)
+        } else {
+            Out::Stream(Box::new(f))
+        })
+    }
+
+    /// Writes one batch. A file's batch is on disk (`fdatasync`) before the writer takes
+    /// the next, so a crash of the machine, not only of the process, loses at most one
+    /// flush interval; then it is dropped from the page cache, which the log would
+    /// otherwise fill (25 MB/s at 44,000 requests/s) while nothing reads it back. The
+    /// next batch reuses those pages: on a VM that hands free memory back to its host, a
+    /// new page costs the writer a host page fault, and writing into fresh pages took
+    /// the writer from 0.5 to 1.5 µs a line here, against 0.8 µs with the sync and drop.
+    fn write_batch(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Out::File(f) => {
+                f.write_all(bytes)?;
+                f.sync_data()?;
+                // Advice only: if it fails, the pages stay cached and nothing is lost.
+                let _ = nix::fcntl::posix_fadvise(
+                    &*f,
+                    0,
+                    0,
+                    nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+                );
+                Ok(())
+            }
+            Out::Stream(s) => {
+                s.write_all(bytes)?;
+                s.flush()
+            }
+        }
+    }
 }
 
 impl AuditSink {
@@ -385,9 +440,8 @@ impl AuditSink {
         let Some(key) = keys.first().cloned() else {
             return Err(std::io::Error::other("no audit key"));
         };
-        let (out, tail, file): (Box<dyn Write + Send>, chain::Tail, String) = match &path {
+        let (out, tail, file) = match &path {
             Some(p) => {
-                use std::os::unix::fs::OpenOptionsExt;
                 if let Some(dir) = p.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
@@ -398,15 +452,10 @@ impl AuditSink {
                     }
                     Err(e) => return Err(e),
                 };
-                let out = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .mode(0o600)
-                    .open(p)?;
-                (Box::new(out), tail, p.display().to_string())
+                (Out::open(p)?, tail, p.display().to_string())
             }
             None => (
-                Box::new(std::io::stdout()),
+                Out::Stream(Box::new(std::io::stdout())),
                 chain::tail(0, None, &keys),
                 "-".to_string(),
             ),
@@ -623,7 +672,7 @@ impl Writer {
             chain::advance(&self.key, line, &mut self.prev, chained);
             self.lines += 1;
         }
-        if let Err(e) = self.out.write_all(chained).and_then(|()| self.out.flush()) {
+        if let Err(e) = self.out.write_batch(chained) {
             tracing::error!(error = %e, "audit write failed");
         }
         batch.clear();
@@ -656,6 +705,23 @@ impl Writer {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A regular file gets the sync and the drop; a device (or pipe), where `fdatasync`
+    /// fails, is written through rather than failing every batch.
+    #[test]
+    fn a_regular_file_is_synced_and_a_device_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = Out::open(&dir.path().join("audit.log")).unwrap();
+        assert!(matches!(file, Out::File(_)));
+        file.write_batch(b"{}\n").unwrap();
+        let mut null = Out::open(std::path::Path::new("/dev/null")).unwrap();
+        assert!(matches!(null, Out::Stream(_)));
+        null.write_batch(b"{}\n").unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("audit.log")).unwrap(),
+            b"{}\n"
+        );
+    }
 
     fn text() -> impl Strategy<Value = String> {
         // Any text, with the bytes JSON escapes over-represented.
