@@ -3,8 +3,7 @@
 # (and nginx and valgrind, for the load script):
 # cmake (pingora's zlib-ng build), redis-server (Redis-backed tests), wrk, curl and bc
 # (demo and load runs), python3 (a lax upstream in the smuggling suite), Chromium and
-# chromedriver (the real-browser tests), fincore (an audit test reads which pages of the
-# file are cached), Node.js and npm (axe-core for those tests, jose
+# chromedriver (the real-browser tests), Node.js and npm (axe-core for those tests, jose
 # to verify the scope assertion the way an app would).
 # Safe to run repeatedly: only what is missing is installed.
 set -euo pipefail
@@ -22,7 +21,6 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
-command -v fincore >/dev/null 2>&1 || need+=(util-linux-extra)
 # valgrind: `scripts/load.sh --instructions` counts instructions per request
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 # nginx: the reference column of scripts/load.sh (a proxy_pass with keepalive)

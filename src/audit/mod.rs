@@ -371,6 +371,10 @@ struct Writer {
     checkpoint_every: Duration,
 }
 
+/// Bytes at the end of an audit file left in the page cache after a batch (a power of
+/// two, whole pages on any page size).
+pub const CACHED_TAIL: u64 = 64 * 1024;
+
 /// Where the writer puts its batches.
 enum Out {
     /// A regular file: each batch synced, then dropped from the page cache.
@@ -408,13 +412,18 @@ impl Out {
             Out::File(f) => {
                 f.write_all(bytes)?;
                 f.sync_data()?;
-                // Advice only: if it fails, the pages stay cached and nothing is lost.
-                let _ = nix::fcntl::posix_fadvise(
-                    &*f,
-                    0,
-                    0,
-                    nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-                );
+                // The file's last pages stay cached: the next batch appends to them, and
+                // would otherwise first read them back from disk.
+                let written = f.metadata()?.len() & !(CACHED_TAIL - 1);
+                if written > 0 {
+                    // Advice only: if it fails, the pages stay cached and nothing is lost.
+                    let _ = nix::fcntl::posix_fadvise(
+                        &*f,
+                        0,
+                        i64::try_from(written).unwrap_or(i64::MAX),
+                        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+                    );
+                }
                 Ok(())
             }
             Out::Stream(s) => {

@@ -404,8 +404,11 @@ impl Instance {
     /// Decision lines written so far: the chain's own records (start, stop, key
     /// changes, `"kind":"audit"`) are left out, so tests count decisions.
     pub fn audit(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.path().join("audit.log"))
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        // Read while the writer appends, the file can end inside a line (its size grows
+        // a page at a time during one write): only whole lines are read.
+        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+        whole
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("audit line is JSON"))
             .filter(|line| line["kind"] != "audit")
