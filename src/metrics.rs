@@ -19,7 +19,7 @@ pub struct Metrics {
     pub allowed_by_rule: IntCounterVec,
     /// Time from the request's arrival to the decision.
     pub decision_seconds: Histogram,
-    /// Time from sending the request upstream to the response header.
+    /// Time from the decision to forward a request to the app's response header.
     pub upstream_seconds: Histogram,
     /// Challenge events (`code_sent`, `verified`, `failed`, `locked`, `resend_refused`, ...).
     pub challenge: IntCounterVec,
@@ -102,7 +102,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let upstream_seconds = histogram(
         &r,
         "guestgate_upstream_duration_seconds",
-        "Time from forwarding a request to the app's response header",
+        "Time from the decision to forward a request to the app's response header (taking a connection, and any retry, included)",
         prometheus::DEFAULT_BUCKETS.to_vec(),
     );
     let challenge = counter_vec(

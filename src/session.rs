@@ -338,7 +338,14 @@ impl SessionKeys {
     /// The claims are shared with the cache, not copied: a guest's requests all read
     /// the same verified claims.
     pub fn verify(&self, token: &str) -> Result<Arc<Claims>, SessionError> {
-        if let Some(claims) = self.verified.get(token, unix_now()) {
+        self.verify_at(token, unix_now())
+    }
+
+    /// [`SessionKeys::verify`] with the caller's clock (unix seconds) for a cached
+    /// token's `exp` and `nbf`: a request is judged as of its arrival, with the clock
+    /// read once for all its checks.
+    pub fn verify_at(&self, token: &str, now: u64) -> Result<Arc<Claims>, SessionError> {
+        if let Some(claims) = self.verified.get(token, now) {
             return Ok(claims);
         }
         let claims = Arc::new(self.verify_uncached(token)?);

@@ -342,7 +342,7 @@ impl Gate {
             return Verdict::refuse(framing::FramingError::BodyOnBodilessMethod, body);
         }
         let claims = match presented {
-            CookieLookup::One(token) => self.keys.verify(token).map_err(Reason::from),
+            CookieLookup::One(token) => self.keys.verify_at(token, now).map_err(Reason::from),
             CookieLookup::Misnamed => Err(Reason::SessionMisnamed),
             _ => Err(Reason::SessionAmbiguous),
         };

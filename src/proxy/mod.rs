@@ -68,7 +68,9 @@ pub struct RequestCtx {
     /// Boxed, as the banner below: a guest page or an HTML page is the rare request, and
     /// pingora moves this context (inside its request future) twice per request.
     page: Option<Box<PageEvent>>,
-    upstream_sent: Option<Instant>,
+    /// When the decision to forward was made: the upstream timer starts there (the
+    /// clock read that ends the decision's own timer serves both).
+    forwarded_at: Option<Instant>,
     /// The banner going into this response's HTML, chunk by chunk.
     banner: Option<Box<Injector>>,
 }
@@ -228,11 +230,17 @@ impl GuestGateProxy {
         let raw_head = session.as_downstream().to_h1_raw();
         let facts = request::facts(session, &raw_head, frames_carry_body);
         let decided = Instant::now();
-        let now = unix_now();
+        // The request is judged as of its arrival, one clock read for both.
+        let now = ctx
+            .arrived
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let mut verdict = self.gate.decide(&facts, now);
+        let forwarded_at = Instant::now();
         metrics::get()
             .decision_seconds
-            .observe(decided.elapsed().as_secs_f64());
+            .observe(forwarded_at.duration_since(decided).as_secs_f64());
+        ctx.forwarded_at = Some(forwarded_at);
         if let Some(id) = self.just_verified_elsewhere(&verdict) {
             // A share verified on another replica moments ago: ask the store once rather
             // than refuse a guest who just entered the right code. Revoked shares never
@@ -355,7 +363,7 @@ impl ProxyHttp for GuestGateProxy {
             started: Instant::now(),
             verdict: None,
             page: None,
-            upstream_sent: None,
+            forwarded_at: None,
             banner: None,
         }
     }
@@ -436,7 +444,6 @@ impl ProxyHttp for GuestGateProxy {
                 return Err(pingora::Error::new(pingora::ErrorType::InternalError))
             }
         }
-        ctx.upstream_sent = Some(Instant::now());
         Ok(())
     }
 
@@ -465,7 +472,7 @@ impl ProxyHttp for GuestGateProxy {
         _upstream_response: &mut pingora::http::ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(sent) = ctx.upstream_sent {
+        if let Some(sent) = ctx.forwarded_at {
             metrics::get()
                 .upstream_seconds
                 .observe(sent.elapsed().as_secs_f64());
