@@ -354,6 +354,11 @@ impl GuestGateProxy {
 impl ProxyHttp for GuestGateProxy {
     type CTX = RequestCtx;
 
+    /// No downstream modules. pingora's default is a response-compression module
+    /// switched off, which guestgate never turns on (it negotiates codings itself, for
+    /// the banner); it cost every request an allocation and a call per filter phase.
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             request_id: crate::stamp::request_id(),
