@@ -61,6 +61,12 @@ pub fn apply_plan(resp: &mut ResponseHeader, plan: &ResponsePlan) -> pingora::Re
     for name in &plan.remove_headers {
         parts.headers.remove(name);
     }
+    // The app's head was parsed into a map of its own size: grown once here, not per
+    // header set.
+    parts
+        .headers
+        .try_reserve(plan.set_headers.len())
+        .or_err(InternalError, "too many response headers")?;
     for (name, value) in &plan.set_headers {
         parts
             .headers
@@ -87,15 +93,18 @@ pub enum BannerFit {
 /// Looks at the request method and the response head.
 pub fn banner_fit(method: &Method, resp: &ResponseHeader) -> BannerFit {
     let status = resp.status;
-    // Two content types: browsers take the last, guestgate would read the first.
-    let types = resp.headers.get_all(CONTENT_TYPE).iter().count();
-    if types != 1
+    // Two content types: browsers take the last, guestgate would read the first. Most
+    // answers are not HTML, so the content type is looked at first, and once.
+    let mut types = resp.headers.get_all(CONTENT_TYPE).iter();
+    let (Some(content_type), None) = (types.next(), types.next()) else {
+        return BannerFit::NotAPage;
+    };
+    if !is_banner_html(Some(content_type.as_bytes()))
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::PARTIAL_CONTENT
         || status == StatusCode::NOT_MODIFIED
-        || resp.headers.contains_key("content-range")
-        || !is_banner_html(resp.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()))
+        || resp.headers.contains_key(http::header::CONTENT_RANGE)
     {
         return BannerFit::NotAPage;
     }
