@@ -342,8 +342,7 @@ impl SessionKeys {
     }
 
     /// [`SessionKeys::verify`] with the caller's clock (unix seconds) for a cached
-    /// token's `exp` and `nbf`: a request is judged as of its arrival, with the clock
-    /// read once for all its checks.
+    /// token's `exp` and `nbf`: the decision reads the clock once for all its checks.
     pub fn verify_at(&self, token: &str, now: u64) -> Result<Arc<Claims>, SessionError> {
         if let Some(claims) = self.verified.get(token, now) {
             return Ok(claims);

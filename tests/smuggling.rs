@@ -601,10 +601,69 @@ fn http2_data_frames_on_bodiless_methods_never_reach_the_app() {
     );
 }
 
+/// A request is judged when guestgate decides, not when its head arrived: an HTTP/2
+/// client that holds a GET's stream open (HEADERS without END_STREAM) until its session
+/// has expired is refused, as a new request would be, though the token was verified and
+/// cached by an earlier request.
+#[test]
+fn a_request_held_open_past_its_sessions_expiry_is_judged_when_decided() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = common::private_ca(certs.path());
+    let g = Instance::start(Opts {
+        tls: Some((cert, key)),
+        ..Opts::default()
+    });
+    // Expires in a second; the verifier's leeway for clock skew is five more.
+    let token = g
+        .keys
+        .mint(
+            EMAIL,
+            common::grants(&[("sh-42", "42", "3", "view-only")]),
+            1,
+        )
+        .expect("mint");
+    let cookie = format!("__Host-guestgate_session={token}");
+    let port = g.addr.port();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (fresh, held) = rt.block_on(async {
+        let connector = h2_connector(&ca);
+        let mut client = h2_connect(&connector, port).await;
+        let get = || {
+            http::Request::get(format!(
+                "https://127.0.0.1:{port}/api/cases/42/versions/3/documents/1"
+            ))
+            .header("cookie", &cookie)
+            .body(())
+            .expect("request")
+        };
+        let (resp, _) = client.send_request(get(), true).expect("send");
+        let fresh = resp.await.expect("answer").status().as_u16();
+        let (resp, mut send) = client.send_request(get(), false).expect("send");
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        send.send_data(bytes::Bytes::new(), true)
+            .expect("end the stream");
+        (fresh, resp.await.expect("answer").status().as_u16())
+    });
+    assert_eq!(
+        fresh, 200,
+        "the session is valid when the first request comes"
+    );
+    assert_ne!(
+        held, 200,
+        "the held request was forwarded on an expired session"
+    );
+    let lines = g.audit_at_least(2);
+    assert_eq!(lines[1]["reason"], "session_expired", "{}", lines[1]);
+}
+
 /// (label, method, whether DATA with bytes followed, status or None for a reset stream)
 type H2Outcome = (String, &'static str, bool, Option<u16>);
 
-async fn h2_matrix(ca: &std::path::Path, port: u16, cookie: &str) -> Vec<H2Outcome> {
+/// A TLS connector trusting `ca` that offers HTTP/2 only.
+fn h2_connector(ca: &std::path::Path) -> tokio_rustls::TlsConnector {
     use std::sync::Arc;
     use tokio_rustls::rustls;
     let mut roots = rustls::RootCertStore::empty();
@@ -619,7 +678,28 @@ async fn h2_matrix(ca: &std::path::Path, port: u16, cookie: &str) -> Vec<H2Outco
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// A new HTTP/2 connection to guestgate, ready for requests.
+async fn h2_connect(
+    connector: &tokio_rustls::TlsConnector,
+    port: u16,
+) -> h2::client::SendRequest<bytes::Bytes> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await.expect("tls");
+    let (client, conn) = h2::client::handshake(tls).await.expect("h2 handshake");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client.ready().await.expect("ready")
+}
+
+async fn h2_matrix(ca: &std::path::Path, port: u16, cookie: &str) -> Vec<H2Outcome> {
+    let connector = h2_connector(ca);
     let mut out = Vec::new();
     let mut id = 5000;
     for guest in [true, false] {
@@ -631,16 +711,7 @@ async fn h2_matrix(ca: &std::path::Path, port: u16, cookie: &str) -> Vec<H2Outco
                 "empty DATA",
             ] {
                 id += 1;
-                let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .expect("connect");
-                let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-                let tls = connector.connect(name, tcp).await.expect("tls");
-                let (client, conn) = h2::client::handshake(tls).await.expect("h2 handshake");
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                let mut client = client.ready().await.expect("ready");
+                let mut client = h2_connect(&connector, port).await;
                 let payload = smuggled(&inner_target(guest, id));
                 let mut req = http::Request::builder().method(*method).uri(format!(
                     "https://127.0.0.1:{port}{}",
@@ -675,16 +746,7 @@ async fn h2_matrix(ca: &std::path::Path, port: u16, cookie: &str) -> Vec<H2Outco
         }
     }
     // The sentinel assert_invariant waits for.
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let tls = connector.connect(name, tcp).await.expect("tls");
-    let (client, conn) = h2::client::handshake(tls).await.expect("h2 handshake");
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let mut client = client.ready().await.expect("ready");
+    let mut client = h2_connect(&connector, port).await;
     let req = http::Request::get(format!("https://127.0.0.1:{port}/p/sentinel"))
         .body(())
         .expect("request");

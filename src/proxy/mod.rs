@@ -230,11 +230,10 @@ impl GuestGateProxy {
         let raw_head = session.as_downstream().to_h1_raw();
         let facts = request::facts(session, &raw_head, frames_carry_body);
         let decided = Instant::now();
-        // The request is judged as of its arrival, one clock read for both.
-        let now = ctx
-            .arrived
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        // Read here, not at arrival: an HTTP/2 client can hold a request's stream open
+        // in `frames_carry_body` for as long as it likes, and a session that expired
+        // meanwhile must not be judged as of the head.
+        let now = unix_now();
         let mut verdict = self.gate.decide(&facts, now);
         let forwarded_at = Instant::now();
         metrics::get()
