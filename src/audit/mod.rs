@@ -462,8 +462,11 @@ impl AuditSink {
                 if let Some(dir) = p.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                let tail = match std::fs::File::open(p) {
-                    Ok(f) => read_tail(f, &keys)?,
+                // Only a regular file has a chain to continue: reading a pipe or a
+                // device to its end would wait for its writer (or forever).
+                let tail = match std::fs::metadata(p) {
+                    Ok(m) if m.is_file() => read_tail(std::fs::File::open(p)?, &keys)?,
+                    Ok(_) => chain::tail(0, None, &keys),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         chain::tail(0, None, &keys)
                     }
@@ -577,7 +580,12 @@ impl AuditSink {
             pending.extend_from_slice(&line);
             let full = pending.len() >= WAKE_AT;
             drop(pending);
-            if full && !self.shared.woken.swap(true, Ordering::AcqRel) {
+            // Read before the swap: the requests after the one that woke the writer
+            // leave the flag's cache line shared.
+            if full
+                && !self.shared.woken.load(Ordering::Acquire)
+                && !self.shared.woken.swap(true, Ordering::AcqRel)
+            {
                 self.shared.wake_writer();
             }
         });
@@ -735,6 +743,44 @@ impl Writer {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A FIFO as the audit path (a log shipper reading it): the sink starts without
+    /// reading it for a chain to continue, which would wait for a writer forever, and
+    /// its lines come out of the pipe.
+    #[test]
+    fn a_fifo_audit_path_starts_and_carries_the_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("audit.pipe");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                let f = std::io::BufReader::new(std::fs::File::open(fifo).unwrap());
+                f.lines().map_while(Result::ok).take(2).collect::<Vec<_>>()
+            })
+        };
+        let cfg = AuditConfig {
+            path: Some(fifo),
+            flush_interval: Duration::from_millis(10),
+            include_pass_through: true,
+            key_file: dir.path().join("audit.key"),
+            previous_key_files: Vec::new(),
+            checkpoint_interval: Duration::from_secs(60),
+        };
+        let (done, started) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let sink = AuditSink::start(&cfg, vec![AuditKey::new(&[7; 32])]).map(|sink| {
+                sink.emit(&serde_json::json!({"kind": "request", "n": 1}));
+                sink.close();
+            });
+            let _ = done.send(sink.is_ok());
+        });
+        assert_eq!(started.recv_timeout(Duration::from_secs(10)), Ok(true));
+        let lines = reader.join().unwrap();
+        assert!(lines[0].contains("\"event\":\"start\""), "{lines:?}");
+        assert!(lines[1].contains("\"n\":1"), "{lines:?}");
+    }
 
     /// A regular file gets the sync and the drop; a device (or pipe), where `fdatasync`
     /// fails, is written through rather than failing every batch.
