@@ -255,6 +255,8 @@ impl GuestGateProxy {
                 .unwrap_or(false)
             {
                 verdict = self.gate.decide(&facts, now);
+                // the upstream timer starts at this decision, not before the store call
+                ctx.forwarded_at = Some(Instant::now());
             }
         }
         if let Verdict::Allow(allowed) = &verdict {
