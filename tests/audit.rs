@@ -320,7 +320,7 @@ print(st.cache * page, (st.dirty + st.writeback) * page)
     (n[0], n[1])
 }
 
-/// Each batch is on disk before the writer takes the next, and is then dropped from the
+/// Written lines are synced to disk within a flush interval and then dropped from the
 /// page cache, all but the file's last `CACHED_TAIL` bytes. Without the sync the kernel
 /// would keep the tail dirty for its writeback delay (30 s by default); without the drop
 /// the whole file would stay cached.
